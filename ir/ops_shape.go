@@ -173,6 +173,20 @@ func inferReshape(v *Value) (Type, error) {
 	return Type{t.DType, out}, nil
 }
 
+// unify picks the more informative of two dims known to be equal: static
+// over symbolic, a named symbol over an unknown.
+func unify(a, b Dim) Dim {
+	switch {
+	case a.IsStatic():
+		return a
+	case b.IsStatic():
+		return b
+	case a.IsUnknown():
+		return b
+	}
+	return a
+}
+
 func inferTranspose(v *Value) (Type, error) {
 	t, err := argType(v, 0)
 	if err != nil {
@@ -239,8 +253,11 @@ func inferConcat(v *Value) (Type, error) {
 				} else {
 					out[j] = Unknown
 				}
-			} else if out[j] != t.Shape[j] && out[j].IsStatic() && t.Shape[j].IsStatic() {
-				return Type{}, fmt.Errorf("argument %d is %v, incompatible with %v off axis %d", i, t, t0, axis)
+			} else if out[j] != t.Shape[j] {
+				if out[j].IsStatic() && t.Shape[j].IsStatic() {
+					return Type{}, fmt.Errorf("argument %d is %v, incompatible with %v off axis %d", i, t, t0, axis)
+				}
+				out[j] = unify(out[j], t.Shape[j])
 			}
 		}
 	}
@@ -251,14 +268,14 @@ func inferConcat(v *Value) (Type, error) {
 // steps, or ok=false when any is not constant.
 func SliceParams(v *Value) (starts, ends, axes, steps []int64, ok bool) {
 	rank := v.Arg(0).Type.Rank()
-	if starts, ok = ConstInts(v.Arg(1)); !ok {
+	if starts, ok = StaticInts(v.Arg(1)); !ok {
 		return
 	}
-	if ends, ok = ConstInts(v.Arg(2)); !ok || len(ends) != len(starts) {
+	if ends, ok = StaticInts(v.Arg(2)); !ok || len(ends) != len(starts) {
 		return nil, nil, nil, nil, false
 	}
 	if a := v.Arg(3); a != nil {
-		if axes, ok = ConstInts(a); !ok || len(axes) != len(starts) {
+		if axes, ok = StaticInts(a); !ok || len(axes) != len(starts) {
 			return nil, nil, nil, nil, false
 		}
 		axes = slices.Clone(axes)
@@ -275,7 +292,7 @@ func SliceParams(v *Value) (starts, ends, axes, steps []int64, ok bool) {
 		}
 	}
 	if a := v.Arg(4); a != nil {
-		if steps, ok = ConstInts(a); !ok || len(steps) != len(starts) {
+		if steps, ok = StaticInts(a); !ok || len(steps) != len(starts) {
 			return nil, nil, nil, nil, false
 		}
 	} else {

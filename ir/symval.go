@@ -20,6 +20,26 @@ func ConstFloats(v *Value) ([]float64, bool) {
 	return xs, err == nil
 }
 
+// StaticInts returns the elements of a small integer tensor when they are
+// all known before run time (a constant, or a foldable shape computation).
+func StaticInts(v *Value) ([]int64, bool) {
+	if xs, ok := ConstInts(v); ok {
+		return xs, true
+	}
+	ds, ok := ShapeValue(v)
+	if !ok {
+		return nil, false
+	}
+	out := make([]int64, len(ds))
+	for i, d := range ds {
+		if !d.IsStatic() {
+			return nil, false
+		}
+		out[i] = d.C
+	}
+	return out, true
+}
+
 // ShapeValue returns the elements of a small integer tensor (rank ≤ 1) as dims
 // when they can be known before run time: constants, and chains of Shape,
 // Gather, Slice, Concat, Unsqueeze, Squeeze, Reshape, Cast and integer
@@ -98,6 +118,24 @@ func shapeValue(v *Value, depth int) ([]Dim, bool) {
 		out := make([]Dim, len(idx))
 		for i, j := range idx {
 			out[i] = data[j]
+		}
+		return out, true
+	case "ConstantOfShape":
+		n, ok := arg(0)
+		if !ok || len(n) != 1 || !n[0].IsStatic() || n[0].C > 64 {
+			return nil, false
+		}
+		fill := int64(0)
+		if t, ok := v.Attrs["value"].(*Tensor); ok {
+			xs, err := t.AsInt64s()
+			if err != nil || len(xs) != 1 {
+				return nil, false
+			}
+			fill = xs[0]
+		}
+		out := make([]Dim, n[0].C)
+		for i := range out {
+			out[i] = Dim{C: fill}
 		}
 		return out, true
 	case "Equal":

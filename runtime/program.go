@@ -1,0 +1,293 @@
+// Package runtime is pqvc's reference interpreter over ir.Graph.
+//
+// Compile checks that every op has a kernel and plans buffer lifetimes; Run
+// binds inputs (checking dtypes and static and symbolic dims), executes values
+// in topological order and frees each intermediate after its last use.
+// Matrix products go to runtime/kernels (packed, blocked, SIMD, multi-core);
+// weights that feed MatMul/Gemm are packed once per Program. Calibration,
+// importance and evaluation all run graphs through here, and the tests hold
+// its results against ONNX Runtime.
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/pqvc/pqvc/ir"
+)
+
+// kernel computes one value from its arguments' tensors (nil for omitted).
+type kernel func(x *execCtx, v *ir.Value, args []*ir.Tensor) (*ir.Tensor, error)
+
+var kernelTable = map[string]kernel{}
+
+func register(op string, k kernel) {
+	if _, dup := kernelTable[op]; dup {
+		panic("runtime: duplicate kernel " + op)
+	}
+	kernelTable[op] = k
+}
+
+// Supported reports whether the runtime can execute op.
+func Supported(op string) bool { return kernelTable[op] != nil || op == ir.OpInput || op == ir.OpConst }
+
+// Program is a graph prepared for execution. It is safe for concurrent Runs.
+type Program struct {
+	g       *ir.Graph
+	steps   []step
+	nslots  int
+	inSlot  map[*ir.Value]int
+	outSlot []int
+	consts  []constSlot
+
+	packMu sync.Mutex
+	packed map[*ir.Value]any // per-weight packed forms, built on first use
+}
+
+type step struct {
+	v       *ir.Value
+	k       kernel
+	slot    int
+	args    []int // slot per argument, -1 for omitted
+	release []int // slots whose last use is this step
+}
+
+type constSlot struct {
+	slot int
+	t    *ir.Tensor
+}
+
+// Compile prepares g for execution.
+func Compile(g *ir.Graph) (*Program, error) {
+	order, err := g.Topo()
+	if err != nil {
+		return nil, err
+	}
+	p := &Program{g: g, inSlot: map[*ir.Value]int{}, packed: map[*ir.Value]any{}}
+	slot := map[*ir.Value]int{}
+	var errs []error
+	for _, v := range order {
+		slot[v] = p.nslots
+		p.nslots++
+		switch v.Op {
+		case ir.OpInput:
+			p.inSlot[v] = slot[v]
+		case ir.OpConst:
+			if v.Const == nil || v.Const.Opaque() {
+				errs = append(errs, fmt.Errorf("%s: constant data not available", v))
+			}
+			p.consts = append(p.consts, constSlot{slot[v], v.Const})
+		default:
+			k := kernelTable[v.Op]
+			if k == nil {
+				errs = append(errs, fmt.Errorf("%s: op %s has no runtime kernel", v, v.Op))
+				continue
+			}
+			st := step{v: v, k: k, slot: slot[v]}
+			for _, a := range v.Args() {
+				if a == nil {
+					st.args = append(st.args, -1)
+				} else {
+					st.args = append(st.args, slot[a])
+				}
+			}
+			p.steps = append(p.steps, st)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	// Free each computed value after its last use, unless it is an output.
+	keep := map[int]bool{}
+	for _, o := range g.Outputs {
+		keep[slot[o.Value]] = true
+		p.outSlot = append(p.outSlot, slot[o.Value])
+	}
+	for _, c := range p.consts {
+		keep[c.slot] = true
+	}
+	for s := range p.inSlot {
+		keep[slot[s]] = true
+	}
+	last := map[int]int{}
+	for i, st := range p.steps {
+		for _, a := range st.args {
+			if a >= 0 {
+				last[a] = i
+			}
+		}
+	}
+	for s, i := range last {
+		if !keep[s] {
+			p.steps[i].release = append(p.steps[i].release, s)
+		}
+	}
+	return p, nil
+}
+
+// Graph returns the graph the program runs.
+func (p *Program) Graph() *ir.Graph { return p.g }
+
+// RunOptions control one Run.
+type RunOptions struct {
+	// Observe, if set, is called with every computed value and its tensor
+	// (in execution order), e.g. to collect calibration statistics. The
+	// tensor must not be modified or retained past the call unless Keep is set.
+	Observe func(v *ir.Value, t *ir.Tensor)
+	// Keep retains every intermediate (for gradients); Result.Values has them.
+	Keep bool
+}
+
+// Result is what Run returns.
+type Result struct {
+	Outputs map[string]*ir.Tensor
+	Values  map[*ir.Value]*ir.Tensor // only with RunOptions.Keep
+}
+
+// Run executes the program on named inputs.
+func (p *Program) Run(inputs map[string]*ir.Tensor) (map[string]*ir.Tensor, error) {
+	r, err := p.RunWith(inputs, RunOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return r.Outputs, nil
+}
+
+// RunWith executes the program with options.
+func (p *Program) RunWith(inputs map[string]*ir.Tensor, opts RunOptions) (*Result, error) {
+	vals := make([]*ir.Tensor, p.nslots)
+	for _, c := range p.consts {
+		vals[c.slot] = c.t
+	}
+	binds := map[string]int64{}
+	for _, in := range p.g.Inputs {
+		t, ok := inputs[in.Name]
+		if !ok {
+			return nil, fmt.Errorf("input %q not given", in.Name)
+		}
+		if err := checkInput(in, t, binds); err != nil {
+			return nil, err
+		}
+		vals[p.inSlot[in]] = t
+	}
+	for name := range inputs {
+		found := false
+		for _, in := range p.g.Inputs {
+			found = found || in.Name == name
+		}
+		if !found {
+			return nil, fmt.Errorf("the model has no input %q", name)
+		}
+	}
+	x := &execCtx{p: p}
+	res := &Result{Outputs: map[string]*ir.Tensor{}}
+	if opts.Keep {
+		res.Values = map[*ir.Value]*ir.Tensor{}
+	}
+	args := make([]*ir.Tensor, 0, 16)
+	for i := range p.steps {
+		st := &p.steps[i]
+		args = args[:0]
+		for _, a := range st.args {
+			if a < 0 {
+				args = append(args, nil)
+			} else {
+				args = append(args, vals[a])
+			}
+		}
+		t, err := st.k(x, st.v, args)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", st.v, err)
+		}
+		if t.DType != st.v.Type.DType || len(t.Shape) != st.v.Type.Rank() {
+			return nil, fmt.Errorf("%s: kernel produced %v%v, graph says %v (a runtime bug)", st.v, t.DType, t.Shape, st.v.Type)
+		}
+		vals[st.slot] = t
+		if opts.Observe != nil {
+			opts.Observe(st.v, t)
+		}
+		if opts.Keep {
+			res.Values[st.v] = t
+		} else {
+			for _, s := range st.release {
+				vals[s] = nil
+			}
+		}
+	}
+	for i, o := range p.g.Outputs {
+		res.Outputs[o.Name] = vals[p.outSlot[i]]
+	}
+	return res, nil
+}
+
+// checkInput verifies a tensor against a graph input's type, binding each
+// symbolic dim to a size on first sight and checking it after.
+func checkInput(in *ir.Value, t *ir.Tensor, binds map[string]int64) error {
+	if t == nil {
+		return fmt.Errorf("input %q is nil", in.Name)
+	}
+	if t.DType != in.Type.DType {
+		return fmt.Errorf("input %q is %v, the model wants %v", in.Name, t.DType, in.Type.DType)
+	}
+	if len(t.Shape) != in.Type.Rank() {
+		return fmt.Errorf("input %q has shape %v, the model wants %v", in.Name, t.Shape, in.Type)
+	}
+	for i, d := range in.Type.Shape {
+		n := t.Shape[i]
+		switch {
+		case d.IsStatic():
+			if n != d.C {
+				return fmt.Errorf("input %q has shape %v, the model wants %v (dim %d)", in.Name, t.Shape, in.Type, i)
+			}
+		case d.C == 1 && !d.IsUnknown() && d.Syms != "":
+			if b, ok := binds[d.Syms]; ok && b != n {
+				return fmt.Errorf("input %q dim %d (%s) is %d, but %s is %d elsewhere", in.Name, i, d.Syms, n, d.Syms, b)
+			}
+			binds[d.Syms] = n
+		}
+	}
+	if t.Len() != lenOf(t) {
+		return fmt.Errorf("input %q: data length does not match shape %v", in.Name, t.Shape)
+	}
+	return nil
+}
+
+func lenOf(t *ir.Tensor) int {
+	switch d := t.Data.(type) {
+	case []float32:
+		return len(d)
+	case []uint16:
+		return len(d)
+	case []int8:
+		return len(d)
+	case []uint8:
+		return len(d)
+	case []int32:
+		return len(d)
+	case []int64:
+		return len(d)
+	case []bool:
+		return len(d)
+	case []float64:
+		return len(d)
+	}
+	return -1
+}
+
+// execCtx is per-Run state handed to kernels.
+type execCtx struct {
+	p *Program
+}
+
+// packedFor returns a cached per-weight prepared form, building it once.
+func (x *execCtx) packedFor(v *ir.Value, build func() any) any {
+	x.p.packMu.Lock()
+	defer x.p.packMu.Unlock()
+	if pk, ok := x.p.packed[v]; ok {
+		return pk
+	}
+	pk := build()
+	x.p.packed[v] = pk
+	return pk
+}
