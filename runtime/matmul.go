@@ -154,4 +154,3 @@ func gemm(x *execCtx, v *ir.Value, args []*ir.Tensor) (*ir.Tensor, error) {
 	kernels.Sgemm(ta, tb, m, n, k, alpha, a.F32(), int(a.Shape[1]), b.F32(), int(b.Shape[1]), betaEff, cd, n)
 	return res, nil
 }
-

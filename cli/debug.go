@@ -1,0 +1,5 @@
+package cli
+
+import "os"
+
+func debugEnabled() bool { return os.Getenv("PQVC_DEBUG") != "" }

@@ -1,0 +1,10 @@
+// Copyright 2026 The pqvc Authors.
+
+//go:build !amd64
+
+package kernels
+
+// transposeBlocks has no accelerated version outside amd64.
+func transposeBlocks(ar *sgemmArch, dst []float32, ldd int, src []float32, lds int, n8 int) bool {
+	return false
+}
