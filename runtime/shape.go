@@ -348,6 +348,19 @@ func gather(x *execCtx, v *ir.Value, args []*ir.Tensor) (*ir.Tensor, error) {
 	inner := prod(a.Shape[axis+1:])
 	out := append(append(append([]int64{}, a.Shape[:axis]...), args[1].Shape...), a.Shape[axis+1:]...)
 	ni := len(norm)
+	if inner >= 16 {
+		// Whole contiguous blocks per index (timm's qkv[0], the cls token).
+		res, err := newTensor(a.DType, out)
+		if err != nil {
+			return nil, err
+		}
+		for o := range outer {
+			for j, src := range norm {
+				copyRange(res, (o*ni+j)*inner, a, (o*int(n)+src)*inner, inner)
+			}
+		}
+		return res, nil
+	}
 	return gatherIndex(a, out, func(i int) int {
 		k := i % inner
 		r := i / inner

@@ -185,36 +185,64 @@ func packB8(ar *igemmArch, dst []byte, transB bool, b []int8, ldb, k, n, j0, nc 
 	g := ar.group()
 	kpad := ar.kpad(k)
 	clear(colsum)
-	var d16 []int16
-	if ar.wide {
-		d16 = unsafe.Slice((*int16)(unsafe.Pointer(unsafe.SliceData(dst))), len(dst)/2)
-	}
+	el := ar.elem()
 	for jr := 0; jr < nc; {
 		col := j0 + jr
 		w := panelWidth(ar.nr, ar.nrHalf, col, n)
 		cols := min(w, n-col)
-		off := jr * kpad // element offset of this panel
+		panel := dst[jr*kpad*el : (jr+w)*kpad*el]
+		clear(panel)
 		sums := colsum[jr : jr+cols]
-		psize := kpad * w
-		if ar.wide {
-			clear(d16[off : off+psize])
-		} else {
-			clear(dst[off : off+psize])
-		}
-		for p := 0; p < k; p++ {
-			base := off + (p/g)*w*g + p%g
-			for x := 0; x < cols; x++ {
-				var v int8
-				if transB {
-					v = b[(col+x)*ldb+p]
-				} else {
-					v = b[p*ldb+col+x]
+		switch {
+		case transB:
+			// Each column of op(B) is a contiguous row of b.
+			for x := range sums {
+				src := b[(col+x)*ldb:][:k]
+				var sum int32
+				for p, v := range src {
+					sum += int32(v)
+					i := ((p/g)*w+x)*g + p%g
+					if ar.wide {
+						panel[2*i], panel[2*i+1] = byte(v), byte(v>>7)
+					} else {
+						panel[i] = byte(v)
+					}
 				}
-				sums[x] += int32(v)
-				if ar.wide {
-					d16[base+x*g] = int16(v)
-				} else {
-					dst[base+x*g] = byte(v)
+				sums[x] = sum
+			}
+		case ar.wide:
+			// Groups of 2 rows interleaved as int16 pairs.
+			for p := 0; p < k; p += 2 {
+				s0 := b[p*ldb+col:][:cols]
+				s1 := zeroRow[:cols]
+				if p+1 < k {
+					s1 = b[(p+1)*ldb+col:][:cols]
+				}
+				d := panel[(p/2)*w*4:][:cols*4]
+				for x, v0 := range s0 {
+					v1 := s1[x]
+					q := d[4*x : 4*x+4 : 4*x+4]
+					q[0], q[1], q[2], q[3] = byte(v0), byte(v0>>7), byte(v1), byte(v1>>7)
+					sums[x] += int32(v0) + int32(v1)
+				}
+			}
+		default:
+			// Groups of 4 rows interleaved bytewise.
+			for p := 0; p < k; p += 4 {
+				var r [4][]int8
+				for q := range r {
+					r[q] = zeroRow[:cols]
+					if p+q < k {
+						r[q] = b[(p+q)*ldb+col:][:cols]
+					}
+				}
+				s0, s1, s2, s3 := r[0], r[1][:len(r[0])], r[2][:len(r[0])], r[3][:len(r[0])]
+				d := panel[(p/4)*w*4:][:cols*4]
+				for x, v0 := range s0 {
+					v1, v2, v3 := s1[x], s2[x], s3[x]
+					q := d[4*x : 4*x+4 : 4*x+4]
+					q[0], q[1], q[2], q[3] = byte(v0), byte(v1), byte(v2), byte(v3)
+					sums[x] += int32(v0) + int32(v1) + int32(v2) + int32(v3)
 				}
 			}
 		}
@@ -222,46 +250,70 @@ func packB8(ar *igemmArch, dst []byte, transB bool, b []int8, ldb, k, n, j0, nc 
 	}
 }
 
+// zeroRow stands in for the rows past k in the last, partial k-group.
+var zeroRow = make([]int8, 4096)
+
 // packA8 copies rows [i0,i0+mc) of A into rows of kpad elements (bytes, or
 // int16 for wide kernels), zero-padded past k, flipping the sign bit when
 // A is int8. When rowsum is non-nil it receives Σ_k of each packed row.
 func packA8(ar *igemmArch, dst []byte, a []byte, lda, i0, mc, k, kpad int, flip bool, rowsum []int32) {
 	for r := 0; r < mc; r++ {
 		src := a[(i0+r)*lda:][:k]
-		var sum int32
 		if ar.wide {
-			d := unsafe.Slice((*int16)(unsafe.Pointer(&dst[r*kpad*2])), kpad)
+			d := dst[r*kpad*2 : (r+1)*kpad*2]
+			var sum int32
 			for p, v := range src {
 				if flip {
 					v ^= 0x80
 				}
-				d[p] = int16(v)
+				d[2*p], d[2*p+1] = v, 0
 				sum += int32(v)
 			}
-			clear(d[k:])
-		} else {
-			d := dst[r*kpad : r*kpad+kpad]
-			copy(d, src)
-			clear(d[k:])
-			if flip {
-				p := 0
-				for ; p+8 <= k; p += 8 {
-					binary.LittleEndian.PutUint64(d[p:], binary.LittleEndian.Uint64(d[p:])^flipSignBytes)
-				}
-				for ; p < k; p++ {
-					d[p] ^= 0x80
-				}
-			}
+			clear(d[2*k:])
 			if rowsum != nil {
-				for _, v := range d[:k] {
-					sum += int32(v)
-				}
+				rowsum[r] = sum
+			}
+			continue
+		}
+		d := dst[r*kpad : r*kpad+kpad]
+		copy(d, src)
+		clear(d[k:])
+		if flip {
+			p := 0
+			for ; p+8 <= k; p += 8 {
+				binary.LittleEndian.PutUint64(d[p:], binary.LittleEndian.Uint64(d[p:])^flipSignBytes)
+			}
+			for ; p < k; p++ {
+				d[p] ^= 0x80
 			}
 		}
 		if rowsum != nil {
-			rowsum[r] = sum
+			rowsum[r] = sumBytes(d[:k])
 		}
 	}
+}
+
+// sumBytes returns Σ d[i] (unsigned), eight bytes at a time: each 64-bit
+// word is folded into four 16-bit lane sums, flushed before they can
+// overflow (128 words × 510 < 65536).
+func sumBytes(d []byte) int32 {
+	const lo = 0x00FF00FF00FF00FF
+	var total uint64
+	for len(d) >= 8 {
+		var acc uint64
+		n := min(len(d)/8, 128)
+		for i := 0; i < n; i++ {
+			w := binary.LittleEndian.Uint64(d[8*i:])
+			acc += w&lo + (w>>8)&lo
+		}
+		d = d[8*n:]
+		acc = acc&0x0000FFFF0000FFFF + (acc>>16)&0x0000FFFF0000FFFF
+		total += acc&0xFFFFFFFF + acc>>32
+	}
+	for _, v := range d {
+		total += uint64(v)
+	}
+	return int32(total)
 }
 
 // GemmU8S8 computes the exact integer product C = (A − aZero)·B, where A is

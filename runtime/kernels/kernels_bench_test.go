@@ -4,8 +4,10 @@ package kernels
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
+	"time"
 )
 
 // DeiT-tiny GEMM shapes (197 tokens, width 192, MLP 768, head dim 64).
@@ -39,8 +41,19 @@ func benchPaths(b *testing.B, f func(b *testing.B)) {
 	}
 }
 
-func reportOps(b *testing.B, ops float64, unit string) {
+// loop runs f b.N times and reports the mean rate (unit) and the rate of
+// the fastest single call ("best-"+unit). The machines this runs on are
+// shared, and the fastest of many ~100 µs calls is a stable estimate of
+// undisturbed speed where the mean is not.
+func loop(b *testing.B, ops float64, unit string, f func()) {
+	best := time.Duration(math.MaxInt64)
+	for b.Loop() {
+		t0 := time.Now()
+		f()
+		best = min(best, time.Since(t0))
+	}
 	b.ReportMetric(ops*float64(b.N)/b.Elapsed().Seconds()/1e9, unit)
+	b.ReportMetric(ops/best.Seconds()/1e9, "best-"+unit)
 }
 
 func BenchmarkSgemm(b *testing.B) {
@@ -53,10 +66,9 @@ func BenchmarkSgemm(b *testing.B) {
 				if s.transB {
 					ldb = s.k
 				}
-				for b.Loop() {
+				loop(b, 2*float64(s.m*s.n*s.k), "GFLOP/s", func() {
 					Sgemm(false, s.transB, s.m, s.n, s.k, 1, a, s.k, bm, ldb, 0, c, s.n)
-				}
-				reportOps(b, 2*float64(s.m*s.n*s.k), "GFLOP/s")
+				})
 			})
 		}
 	})
@@ -69,10 +81,9 @@ func BenchmarkSgemmPacked(b *testing.B) {
 				r := rand.New(rand.NewPCG(1, 1))
 				a, bm, c, bias := randMat(r, s.m*s.k), randMat(r, s.k*s.n), randMat(r, s.m*s.n), randMat(r, s.n)
 				pb := PackB(true, s.k, s.n, bm, s.k)
-				for b.Loop() {
+				loop(b, 2*float64(s.m*s.n*s.k), "GFLOP/s", func() {
 					SgemmPacked(s.m, a, s.k, pb, c, s.n, bias)
-				}
-				reportOps(b, 2*float64(s.m*s.n*s.k), "GFLOP/s")
+				})
 			})
 		}
 	})
@@ -88,17 +99,16 @@ func BenchmarkAttention(b *testing.B) {
 		s := randMat(r, heads*tokens*tokens)
 		o := randMat(r, tokens*heads*dh)
 		ld := 3 * heads * dh
+		flops := 2 * float64(heads*tokens*tokens*dh)
 		b.Run("qkT", func(b *testing.B) {
-			for b.Loop() {
+			loop(b, flops, "GFLOP/s", func() {
 				SgemmStridedBatched(false, true, tokens, tokens, dh, 0.125, qkv, ld, dh, qkv[heads*dh:], ld, dh, 0, s, tokens, tokens*tokens, heads)
-			}
-			reportOps(b, 2*float64(heads*tokens*tokens*dh), "GFLOP/s")
+			})
 		})
 		b.Run("pv", func(b *testing.B) {
-			for b.Loop() {
+			loop(b, flops, "GFLOP/s", func() {
 				SgemmStridedBatched(false, false, tokens, dh, tokens, 1, s, tokens, tokens*tokens, qkv[2*heads*dh:], ld, dh, 0, o, heads*dh, dh, heads)
-			}
-			reportOps(b, 2*float64(heads*tokens*tokens*dh), "GFLOP/s")
+			})
 		})
 	})
 }
@@ -125,24 +135,16 @@ func BenchmarkGemmU8S8(b *testing.B) {
 			r := rand.New(rand.NewPCG(3, 3))
 			a, bm, c := randUint8(r, s.m*s.k), randInt8(r, s.k*s.n), make([]int32, s.m*s.n)
 			pb := PackBS8(false, s.k, s.n, bm, s.n)
+			ops := 2 * float64(s.m*s.n*s.k)
 			b.Run("packed/"+s.name, func(b *testing.B) {
-				for b.Loop() {
-					GemmU8S8Packed(s.m, a, s.k, 128, pb, c, s.n)
-				}
-				reportOps(b, 2*float64(s.m*s.n*s.k), "GOP/s")
+				loop(b, ops, "GOP/s", func() { GemmU8S8Packed(s.m, a, s.k, 128, pb, c, s.n) })
 			})
 			b.Run("unpacked/"+s.name, func(b *testing.B) {
-				for b.Loop() {
-					GemmU8S8(s.m, s.n, s.k, a, s.k, 128, bm, s.n, c, s.n)
-				}
-				reportOps(b, 2*float64(s.m*s.n*s.k), "GOP/s")
+				loop(b, ops, "GOP/s", func() { GemmU8S8(s.m, s.n, s.k, a, s.k, 128, bm, s.n, c, s.n) })
 			})
 			sa := randInt8(r, s.m*s.k)
 			b.Run("s8s8packed/"+s.name, func(b *testing.B) {
-				for b.Loop() {
-					GemmS8S8Packed(s.m, sa, s.k, 3, pb, -2, c, s.n)
-				}
-				reportOps(b, 2*float64(s.m*s.n*s.k), "GOP/s")
+				loop(b, ops, "GOP/s", func() { GemmS8S8Packed(s.m, sa, s.k, 3, pb, -2, c, s.n) })
 			})
 		}
 	})

@@ -20,10 +20,11 @@ func BenchmarkMicroKernel(b *testing.B) {
 				bp := make([]float32, ar.nr*k)
 				c := make([]float32, ar.mr*ar.nr)
 				kern := ar.kernels[0][ar.mr-1]
-				for b.Loop() {
-					kern(k, &a[0], k, &bp[0], &c[0], ar.nr, 1, 0, nil, ^uint32(0), 0)
-				}
-				reportOps(b, 2*float64(ar.mr*ar.nr*k), "GFLOP/s")
+				loop(b, 20*float64(ar.mr*ar.nr*k), "GFLOP/s", func() {
+					for range 10 {
+						kern(k, &a[0], k, &bp[0], &c[0], ar.nr, 1, 0, nil, ^uint32(0), 0)
+					}
+				})
 			})
 		}
 	}
@@ -39,10 +40,11 @@ func BenchmarkMicroKernel(b *testing.B) {
 				c := make([]int32, ar.mr*ar.nr)
 				cc := make([]int32, ar.nr)
 				kern := ar.kernels[0][ar.mr-1]
-				for b.Loop() {
-					kern(kg, ptr(a), k*ar.elem(), ptr(bp), &c[0], ar.nr, nil, &cc[0], ^uint32(0))
-				}
-				reportOps(b, 2*float64(ar.mr*ar.nr*k), "GOP/s")
+				loop(b, 20*float64(ar.mr*ar.nr*k), "GOP/s", func() {
+					for range 10 {
+						kern(kg, ptr(a), k*ar.elem(), ptr(bp), &c[0], ar.nr, nil, &cc[0], ^uint32(0))
+					}
+				})
 			})
 		}
 	}
