@@ -1,0 +1,41 @@
+package passes
+
+import "fmt"
+
+// OrderRule says that when a pipeline has both passes, First must come
+// before Then, and why.
+type OrderRule struct {
+	First, Then string
+	Why         string
+}
+
+// Ordering holds every ordering fact the pipeline must respect, one line of
+// reason each. TestOrderingTable checks that every rule names registered
+// passes. Rules are added with the passes they constrain.
+var Ordering = []OrderRule{}
+
+// CheckOrder reports the first rule the pipeline breaks, at the position of
+// the step that came too early.
+func CheckOrder(pl *Pipeline) error {
+	return checkOrder(pl, Ordering)
+}
+
+func checkOrder(pl *Pipeline, rules []OrderRule) error {
+	for _, rule := range rules {
+		lastFirst := -1
+		for i, st := range pl.Steps {
+			if st.Pass.Name == rule.First {
+				lastFirst = i
+			}
+		}
+		if lastFirst < 0 {
+			continue
+		}
+		for _, st := range pl.Steps[:lastFirst] {
+			if st.Pass.Name == rule.Then {
+				return fmt.Errorf("%s: %s must come after %s: %s", st.Pos, rule.Then, rule.First, rule.Why)
+			}
+		}
+	}
+	return nil
+}
