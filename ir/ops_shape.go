@@ -24,7 +24,7 @@ func init() {
 		Doc: "take entries along axis by integer indices", Infer: inferGather})
 	RegisterOp(&OpDef{Name: "Expand", MinArgs: 2, MaxArgs: 2, Pure: true,
 		Doc: "broadcast x to a shape", Infer: inferExpand})
-	RegisterOp(&OpDef{Name: "Shape", MinArgs: 1, MaxArgs: 1, Pure: true, Attrs: []AttrDef{intAttr("start", 0), intAttr("end", 0)},
+	RegisterOp(&OpDef{Name: "Shape", MinArgs: 1, MaxArgs: 1, Pure: true, Attrs: []AttrDef{intAttr("start", 0), {Name: "end", Kind: AttrInt}},
 		Doc: "the shape of x as an i64 vector", Infer: func(v *Value) (Type, error) {
 			t, err := argType(v, 0)
 			if err != nil {

@@ -44,8 +44,9 @@ const (
 
 // maxInline is the serialized size above which a model no longer fits
 // comfortably under protobuf's 2 GiB message limit, so Write moves large
-// tensors to external data even when Options did not ask for it.
-const maxInline = 1_800_000_000
+// tensors to external data even when Options did not ask for it. A variable
+// only so that tests can lower it.
+var maxInline = 1_800_000_000
 
 // defaultExternalThreshold is the tensor size from which Write externalizes
 // when it has to (the model is over maxInline) and Options set no threshold.
@@ -60,8 +61,9 @@ type Options struct {
 	// Gelu, and so on).
 	Opset int
 	// ProducerName and ProducerVersion go to the model's producer fields.
-	// When both are empty, the graph's "producer" metadata (set by the
-	// frontend to the source model's producer) is written there instead.
+	// When both are empty, the graph's "producer_name" and
+	// "producer_version" metadata (set by the frontend from the source
+	// model) are written there instead.
 	ProducerName, ProducerVersion string
 	// ExternalDataThreshold, when positive, makes Write store every
 	// initializer of at least this many bytes in <model file name>.data next
@@ -127,13 +129,11 @@ func model(g *ir.Graph, opts Options) (*onnxpb.ModelProto, error) {
 	}
 	m.ProducerName, m.ProducerVersion = opts.ProducerName, opts.ProducerVersion
 	if m.ProducerName == "" && m.ProducerVersion == "" {
-		// The frontend joined name and version with a space; splitting it
-		// again would guess wrong for names with spaces, and readers only
-		// show the two fields side by side anyway.
-		m.ProducerName = g.Meta["producer"]
+		// The frontend keeps the source model's producer in these keys.
+		m.ProducerName, m.ProducerVersion = g.Meta["producer_name"], g.Meta["producer_version"]
 	}
 	for _, k := range sortedKeys(g.Meta) {
-		if k != "producer" {
+		if k != "producer_name" && k != "producer_version" {
 			m.MetadataProps = append(m.MetadataProps, &onnxpb.StringStringEntryProto{Key: k, Value: g.Meta[k]})
 		}
 	}

@@ -339,7 +339,7 @@ func TestErrors(t *testing.T) {
 
 func TestValueInfoAndMetadata(t *testing.T) {
 	g := ir.NewGraph("")
-	g.Meta = map[string]string{"producer": "exporter 1.0", "z": "last", "a": "first"}
+	g.Meta = map[string]string{"producer_name": "exporter", "producer_version": "1.0", "z": "last", "a": "first"}
 	b := &builder{t: t, g: g}
 	x := g.AddInput("x", ir.TensorType(ir.F32, ir.Shape{ir.Sym("batch"), ir.Static(0), ir.Unknown, ir.Static(4)}))
 	g.SetOutput("y", b.op("Relu", "y", nil, b.op("Relu", "r", nil, x)))
@@ -352,7 +352,7 @@ func TestValueInfoAndMetadata(t *testing.T) {
 	if vi := m.GetGraph().GetValueInfo(); len(vi) != 1 || vi[0].GetName() != "r" {
 		t.Errorf("value_info %v, want just r", vi)
 	}
-	if m.GetGraph().GetName() == "" || m.GetProducerName() != "exporter 1.0" {
+	if m.GetGraph().GetName() == "" || m.GetProducerName() != "exporter" || m.GetProducerVersion() != "1.0" {
 		t.Errorf("graph name %q, producer %q", m.GetGraph().GetName(), m.GetProducerName())
 	}
 	var keys []string

@@ -66,7 +66,7 @@ func allOpsGraph(t *testing.T, opset int) *ir.Graph {
 	t.Helper()
 	g := ir.NewGraph("allops")
 	g.Opset = opset
-	g.Meta = map[string]string{"producer": "pqvc-test 0", "doc": "every op"}
+	g.Meta = map[string]string{"producer_name": "pqvc-test", "producer_version": "0", "doc": "every op"}
 	b := &builder{t: t, g: g}
 	x := g.AddInput("x", ir.TensorType(ir.F32, ir.Shape{ir.Sym("batch"), ir.Static(4), ir.Static(8), ir.Static(8)}))
 

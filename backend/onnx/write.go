@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -106,9 +107,10 @@ func write(path string, g *ir.Graph, opts Options) (err error) {
 
 // writeTemp creates a temporary file next to final, fills it with fill,
 // syncs and closes it, and returns its name. On error the file is removed.
-// The file gets final's permissions if final exists, else 0644.
+// The file gets final's permissions if final exists, else 0666 less the
+// umask, like a file os.Create makes.
 func writeTemp(final string, fill func(io.Writer) error) (name string, err error) {
-	f, err := os.CreateTemp(filepath.Dir(final), "."+filepath.Base(final)+".tmp*")
+	f, err := createTemp(final)
 	if err != nil {
 		return "", err
 	}
@@ -118,12 +120,10 @@ func writeTemp(final string, fill func(io.Writer) error) (name string, err error
 			os.Remove(f.Name())
 		}
 	}()
-	mode := os.FileMode(0o644)
 	if st, err := os.Stat(final); err == nil && st.Mode().IsRegular() {
-		mode = st.Mode().Perm()
-	}
-	if err = f.Chmod(mode); err != nil {
-		return "", err
+		if err = f.Chmod(st.Mode().Perm()); err != nil {
+			return "", err
+		}
 	}
 	if err = fill(f); err != nil {
 		return "", fmt.Errorf("writing %s: %w", f.Name(), err)
@@ -135,6 +135,21 @@ func writeTemp(final string, fill func(io.Writer) error) (name string, err error
 		return "", fmt.Errorf("closing %s: %w", f.Name(), err)
 	}
 	return f.Name(), nil
+}
+
+// createTemp is os.CreateTemp with mode 0666 (less the umask) instead of
+// 0600, so the renamed file has the permissions a plain create would give.
+func createTemp(final string) (*os.File, error) {
+	dir, base := filepath.Dir(final), filepath.Base(final)
+	for range 100 {
+		name := filepath.Join(dir, "."+base+".tmp"+strconv.FormatUint(rand.Uint64()%1e9, 10))
+		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
+		if os.IsExist(err) {
+			continue
+		}
+		return f, err
+	}
+	return nil, fmt.Errorf("cannot create a temporary file next to %s", final)
 }
 
 // syncDir makes a rename in dir durable. It is best effort: some file
