@@ -219,6 +219,26 @@ func stridedCopy(a *ir.Tensor, out []int64, base int, st []int) (*ir.Tensor, err
 		})
 		return res, nil
 	}
+	if src, ok := a.Data.([]float32); ok {
+		// Strided rows (the key transpose of attention): a tight strided
+		// loop per row instead of index arithmetic per element.
+		res, err := newTensor(a.DType, out)
+		if err != nil {
+			return nil, err
+		}
+		dst := res.F32()
+		rows := prod(out) / max(inner, 1)
+		parallelFor(rows, max(1, 16384/max(inner, 1)), func(lo, hi int) {
+			for r := lo; r < hi; r++ {
+				off := rowStart(r)
+				row := dst[r*inner : (r+1)*inner]
+				for j := range row {
+					row[j] = src[off+j*innerStride]
+				}
+			}
+		})
+		return res, nil
+	}
 	return gatherIndex(a, out, func(i int) int {
 		j := i % inner
 		rem := i / inner
