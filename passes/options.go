@@ -260,10 +260,14 @@ func SetOption(p *Pass, opts any, name string, lit Literal) error {
 		}
 		var out []string
 		for _, it := range items {
-			if it.Kind == LitList {
+			switch it.Kind {
+			case LitList:
 				return bad("a list of words or strings")
+			case LitString:
+				out = append(out, it.Text)
+			default:
+				out = append(out, it.String()) // keeps a percentage's %
 			}
-			out = append(out, it.Text)
 		}
 		f.Set(reflect.ValueOf(out))
 	}
@@ -305,7 +309,11 @@ func FormatOptions(p *Pass, opts any) (positional string, named []string) {
 	for _, s := range Specs(p) {
 		v := formatValue(rv.FieldByIndex(s.index))
 		if s.Positional {
-			positional = v
+			// An empty default has no bare spelling and means the same
+			// when left out.
+			if !(v == `""` && v == s.Default) {
+				positional = v
+			}
 			continue
 		}
 		if v != s.Default {
@@ -341,7 +349,7 @@ func formatValue(v reflect.Value) string {
 		}
 		return s
 	case reflect.String:
-		if isWord(v.String()) {
+		if IsWord(v.String()) {
 			return v.String()
 		}
 		return strconv.Quote(v.String())
@@ -349,22 +357,20 @@ func formatValue(v reflect.Value) string {
 		var parts []string
 		for i := range v.Len() {
 			s := v.Index(i).String()
-			if isWord(s) {
+			if IsWord(s) {
 				parts = append(parts, s)
 			} else {
 				parts = append(parts, strconv.Quote(s))
 			}
-		}
-		if len(parts) == 0 {
-			return ""
 		}
 		return "[" + strings.Join(parts, ", ") + "]"
 	}
 	return fmt.Sprint(v.Interface())
 }
 
-// isWord reports whether s can be written bare in a recipe.
-func isWord(s string) bool {
+// IsWord reports whether s can be written bare in a recipe; the DSL's lexer
+// accepts exactly these words.
+func IsWord(s string) bool {
 	if s == "" || s == "true" || s == "false" {
 		return false
 	}

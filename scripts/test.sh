@@ -21,4 +21,6 @@ if [ ! -d node_modules/onnxruntime-node ]; then
 	echo "test.sh: installing onnxruntime-node (npm ci --ignore-scripts)" >&2
 	npm ci --ignore-scripts --no-audit --no-fund >/dev/null
 fi
-exec go test ./... "$@"
+go test ./... "$@"
+# The plugin example is its own module: build it and run its tests too.
+(cd examples/plugin && go test ./... "$@")

@@ -1,0 +1,240 @@
+package cli
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/pqvc/pqvc/backend"
+	"github.com/pqvc/pqvc/data"
+	"github.com/pqvc/pqvc/dsl"
+	"github.com/pqvc/pqvc/eval"
+	"github.com/pqvc/pqvc/internal/atomicfile"
+	"github.com/pqvc/pqvc/ir"
+	"github.com/pqvc/pqvc/passes"
+)
+
+func init() {
+	addCommand(&command{name: "recipe", summary: "run a recipe (also: pqvc RECIPE.pqv)", run: runRecipe})
+}
+
+// RecipeOptions are the command-line overrides of a recipe run.
+type RecipeOptions struct {
+	Model, Calib, Eval string // override the recipe's paths ("" keeps them)
+	OutDir             string // output folder
+	DumpAfter          string // pass after which to write the IR
+	Verify             bool
+	Quiet              bool
+}
+
+func runRecipe(env *Env, args []string) error {
+	fs := flag.NewFlagSet("recipe", flag.ContinueOnError)
+	var o RecipeOptions
+	fs.StringVar(&o.Model, "model", "", "model to use instead of the recipe's")
+	fs.StringVar(&o.Calib, "calib", "", "calibration data to use instead of the recipe's")
+	fs.StringVar(&o.Eval, "eval", "", "evaluation data to use instead of the recipe's")
+	fs.StringVar(&o.OutDir, "o", "out", "output folder (created if its parent exists)")
+	fs.StringVar(&o.DumpAfter, "dump-after", "", "write the textual IR after this pass to OUT/after_PASS.ir")
+	fs.BoolVar(&o.Verify, "verify", true, "verify the IR after every transform")
+	fs.BoolVar(&o.Quiet, "q", false, "print only errors")
+	pos, err := parse(env, fs, args, "RECIPE.pqv [--model PATH] [--calib PATH] [--eval PATH] [-o DIR] [--dump-after=PASS] [--verify=false]")
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("want one recipe file, have %d arguments", len(pos))
+	}
+	if o.DumpAfter != "" && passes.Lookup(o.DumpAfter) == nil {
+		return usagef("--dump-after: no pass called %q", o.DumpAfter)
+	}
+	rep, err := RunRecipe(env, pos[0], o)
+	if err != nil {
+		return err
+	}
+	if !o.Quiet {
+		fmt.Fprintf(env.Stdout, "params %d → %d, MACs %d → %d", rep.ParamsBefore, rep.ParamsAfter, rep.MACsBefore, rep.MACsAfter)
+		if rep.AccuracyBefore != nil && rep.AccuracyAfter != nil {
+			fmt.Fprintf(env.Stdout, ", accuracy %.2f%% → %.2f%%", 100**rep.AccuracyBefore, 100**rep.AccuracyAfter)
+		}
+		fmt.Fprintln(env.Stdout)
+		for _, out := range rep.Outputs {
+			fmt.Fprintf(env.Stdout, "wrote %s\n", out)
+		}
+	}
+	return nil
+}
+
+// RunRecipe parses and runs a recipe file, writes its outputs and reports
+// into o.OutDir, and returns the report.
+func RunRecipe(env *Env, path string, o RecipeOptions) (*Report, error) {
+	start := time.Now()
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := dsl.Parse(path, src, backend.Names())
+	if err != nil {
+		return nil, err
+	}
+	base := filepath.Dir(path)
+	pick := func(flagVal, recipeVal string) string {
+		if flagVal != "" {
+			return flagVal
+		}
+		if recipeVal == "" || filepath.IsAbs(recipeVal) {
+			return recipeVal
+		}
+		return filepath.Join(base, recipeVal)
+	}
+	modelPath, calibPath, evalPath := pick(o.Model, rec.Model), pick(o.Calib, rec.Calib), pick(o.Eval, rec.Eval)
+	if err := prepareOutDir(o.OutDir); err != nil {
+		return nil, err
+	}
+	logf := func(format string, args ...any) {
+		if !o.Quiet {
+			fmt.Fprintf(env.Stderr, "pqvc: "+format+"\n", args...)
+		}
+	}
+	g, err := loadModel(modelPath)
+	if err != nil {
+		return nil, err
+	}
+	var calib, evalSet *data.Dataset
+	if calibPath != "" {
+		if calib, err = loadData(calibPath, g); err != nil {
+			return nil, err
+		}
+	}
+	if evalPath != "" {
+		if evalSet, err = loadData(evalPath, g); err != nil {
+			return nil, err
+		}
+		if evalSet.Y == nil {
+			return nil, fmt.Errorf("%s: evaluation data has no labels (member y)", evalPath)
+		}
+	}
+	before := ir.ComputeStats(g)
+	rep := &Report{Recipe: path, Model: modelPath, ParamsBefore: before.Params, MACsBefore: before.MACs, BytesBefore: before.Bytes, Outputs: []string{}}
+	if evalSet != nil {
+		r, err := eval.Accuracy(g, evalSet, eval.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("evaluating %s before the passes: %w", modelPath, err)
+		}
+		rep.AccuracyBefore, rep.EvalImages = &r.Accuracy, r.N
+		logf("accuracy before: %.2f%% on %d images", 100*r.Accuracy, r.N)
+	}
+	pl := rec.Pipeline()
+	cfg := passes.Config{Verify: o.Verify, Calib: calib, Eval: evalSet, Logf: logf, DumpAfter: o.DumpAfter,
+		Dump: func(step int, pass string, g *ir.Graph) error {
+			var b bytes.Buffer
+			if err := ir.Print(&b, g); err != nil {
+				return err
+			}
+			p := filepath.Join(o.OutDir, "after_"+pass+".ir")
+			rep.Outputs = append(rep.Outputs, p)
+			return atomicfile.WriteFile(p, b.Bytes())
+		}}
+	for i, st := range pl.Steps {
+		logf("[%d/%d] %s", i+1, len(pl.Steps), st.Pass.Name)
+	}
+	prep, err := passes.Run(g, pl, cfg)
+	if err != nil {
+		return nil, err
+	}
+	rep.Passes = passReports(prep)
+	after := ir.ComputeStats(g)
+	rep.ParamsAfter, rep.MACsAfter, rep.BytesAfter = after.Params, after.MACs, after.Bytes
+	if evalSet != nil {
+		r, err := eval.Accuracy(g, evalSet, eval.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("evaluating the result: %w", err)
+		}
+		rep.AccuracyAfter = &r.Accuracy
+		logf("accuracy after: %.2f%%", 100*r.Accuracy)
+	}
+	for _, e := range rec.Emits {
+		b := backend.Lookup(e.Format)
+		out := filepath.Join(o.OutDir, e.Path)
+		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+			return nil, err
+		}
+		if err := b.Emit(out, g, emitOptions(e)); err != nil {
+			return nil, fmt.Errorf("%s: emit %s: %w", e.Pos, e.Format, err)
+		}
+		rep.Outputs = append(rep.Outputs, out)
+		logf("wrote %s", out)
+	}
+	mdPath := filepath.Join(o.OutDir, "report.md")
+	if rec.Report != "" {
+		mdPath = filepath.Join(o.OutDir, rec.Report)
+	}
+	jsonPath := filepath.Join(o.OutDir, "report.json")
+	rep.Outputs = append(rep.Outputs, jsonPath, mdPath)
+	rep.Seconds = time.Since(start).Seconds()
+	js, err := rep.JSON()
+	if err != nil {
+		return nil, err
+	}
+	if err := atomicfile.WriteFile(jsonPath, js); err != nil {
+		return nil, err
+	}
+	var md bytes.Buffer
+	rep.Markdown(&md)
+	if err := atomicfile.WriteFile(mdPath, md.Bytes()); err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+// prepareOutDir makes the output folder when its parent exists; a missing
+// parent or a folder that cannot be written is an error before any work.
+func prepareOutDir(dir string) error {
+	st, err := os.Stat(dir)
+	switch {
+	case err == nil && !st.IsDir():
+		return fmt.Errorf("output folder %s is a file", dir)
+	case errors.Is(err, os.ErrNotExist):
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			return fmt.Errorf("cannot create output folder %s: %w", dir, err)
+		}
+	case err != nil:
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".pqvc-probe-*")
+	if err != nil {
+		return fmt.Errorf("output folder %s is not writable: %w", dir, err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+// loadData reads a dataset and checks its samples fit the model's input.
+func loadData(path string, g *ir.Graph) (*data.Dataset, error) {
+	ds, err := data.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(g.Inputs) == 1 {
+		if err := ds.CheckInput(g.Inputs[0]); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	return ds, nil
+}
+
+// emitOptions hands an emit line's options to its backend as text.
+func emitOptions(e dsl.Emit) map[string]string {
+	m := map[string]string{}
+	for _, o := range e.Options {
+		v := o.Value.Text
+		if o.Value.Kind == passes.LitList {
+			v = o.Value.String()
+		}
+		m[o.Name] = v
+	}
+	return m
+}

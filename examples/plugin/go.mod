@@ -1,0 +1,16 @@
+module example.com/pqvcplugin
+
+go 1.26
+
+require github.com/pqvc/pqvc v0.0.0
+
+require (
+	codeberg.org/sbinet/npyio v0.14.0 // indirect
+	github.com/alecthomas/participle/v2 v2.1.4 // indirect
+	github.com/nlpodyssey/gopickle v0.3.0 // indirect
+	golang.org/x/text v0.34.0 // indirect
+	gonum.org/v1/gonum v0.17.0 // indirect
+	google.golang.org/protobuf v1.36.12 // indirect
+)
+
+replace github.com/pqvc/pqvc => ../..
