@@ -31,8 +31,14 @@ func Broadcast(a, b Shape) (Shape, error) {
 			out[i] = x
 		case y.IsStatic():
 			out[i] = y
-		default:
+		case x.IsUnknown():
+			out[i] = y
+		case y.IsUnknown():
 			out[i] = x
+		default:
+			// Two different symbolic dims: equal at run time or an error
+			// there; which one it is cannot be known here.
+			out[i] = Unknown
 		}
 	}
 	return out, nil

@@ -105,13 +105,13 @@ func shapeValue(v *Value, depth int) ([]Dim, bool) {
 		return out, true
 	case "Slice":
 		data, ok := arg(0)
-		starts, ok1 := ConstInts(v.Arg(1))
-		ends, ok2 := ConstInts(v.Arg(2))
+		starts, ok1 := StaticInts(v.Arg(1))
+		ends, ok2 := StaticInts(v.Arg(2))
 		if !ok || !ok1 || !ok2 || len(starts) != 1 || len(ends) != 1 {
 			return nil, false
 		}
 		step := int64(1)
-		if s, ok := ConstInts(v.Arg(4)); ok && len(s) == 1 {
+		if s, ok := StaticInts(v.Arg(4)); ok && len(s) == 1 {
 			step = s[0]
 		}
 		idx := sliceIndices(starts[0], ends[0], step, int64(len(data)))

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/pqvc/pqvc/data"
@@ -63,10 +64,14 @@ type PassError struct {
 }
 
 func (e *PassError) Error() string {
-	if e.Pos != "" {
-		return fmt.Sprintf("%s: %s: %v", e.Pos, e.Pass, e.Err)
+	msg := e.Err.Error()
+	if !strings.HasPrefix(msg, e.Pass+": ") {
+		msg = e.Pass + ": " + msg // passes usually prefix their own errors already
 	}
-	return fmt.Sprintf("%s: %v", e.Pass, e.Err)
+	if e.Pos != "" {
+		return e.Pos + ": " + msg
+	}
+	return msg
 }
 
 func (e *PassError) Unwrap() error { return e.Err }

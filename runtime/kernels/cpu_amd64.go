@@ -69,7 +69,7 @@ var (
 		kernels: [2][]sgemmKernelFn{sgemmKernelsAVX2[0][:], sgemmKernelsAVX2[1][:]},
 	}
 	igemmVNNI = &igemmArch{
-		name: "avx512", mr: 12, nr: 32, nrHalf: 16, masked: true, wide: false,
+		name: "avx512", mr: 12, nr: 32, nrHalf: 16, masked: true, wide: false, asmPack: true,
 		kernels: [2][]igemmKernelFn{igemmKernelsVNNI[0][:], igemmKernelsVNNI[1][:]},
 	}
 	igemmAVX2 = &igemmArch{

@@ -31,14 +31,25 @@ type kernelSet struct {
 	i    *igemmArch
 }
 
+// The active set and thread budget are set by variable initialisers rather
+// than init functions, so that package-level variables of importing
+// packages (initialised before their own init) can already run kernels.
 var (
-	cpu    = detectCPU()
-	active atomic.Pointer[kernelSet]
+	cpu     = detectCPU()
+	active  = newAtomic(resolvePath(os.Getenv(EnvKernels)))
+	threads = newThreads()
 )
 
-func init() {
-	active.Store(resolvePath(os.Getenv(EnvKernels)))
-	threads.Store(int32(runtime.GOMAXPROCS(0)))
+func newAtomic(ks *kernelSet) *atomic.Pointer[kernelSet] {
+	p := new(atomic.Pointer[kernelSet])
+	p.Store(ks)
+	return p
+}
+
+func newThreads() *atomic.Int32 {
+	t := new(atomic.Int32)
+	t.Store(int32(runtime.GOMAXPROCS(0)))
+	return t
 }
 
 // resolvePath picks the kernel set for a requested path name; "" or an
@@ -82,8 +93,6 @@ func setPath(name string) string {
 	active.Store(ks)
 	return ks.name
 }
-
-var threads atomic.Int32
 
 // SetThreads sets how many goroutines a single kernel call may use. n <= 0
 // restores the default, runtime.GOMAXPROCS(0). Results are bitwise identical

@@ -298,10 +298,15 @@ func sgemm256(rows, width int) string {
 // groups of 4 bytes (VNNI, unsigned) or 2 int16 (AVX2). B is a packed panel
 // of kg groups, each W columns × one 4-byte group.
 // C[i][j] = acc + colCorr[j] + (rowCorr != nil ? rowCorr[i] : 0)
+//
+// VNNI kernels XOR every A group with flip (0x80808080 turns int8 into the
+// biased uint8 VPDPBUSD needs, so signed A is read in place; the XOR rides
+// in otherwise idle vector ALU slots). AVX2 kernels ignore flip: their A is
+// widened, and flipped, at packing time.
 // ---------------------------------------------------------------------------
 
-const igemmArgs = "kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32"
-const igemmFrame = "$0-68"
+const igemmArgs = "kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32, flip uint32"
+const igemmFrame = "$0-72"
 
 func igemmVNNI(rows, width int) string {
 	name := fmt.Sprintf("igemmVNNIx%dx%d", rows, width)
@@ -313,6 +318,8 @@ func igemmVNNI(rows, width int) string {
 	p("MOVQ kg+0(FP), CX")
 	setupRows(rows, 0)
 	p("MOVQ b+24(FP), DX")
+	p("MOVL flip+68(FP), AX")
+	p("VPBROADCASTD AX, Z27")
 	for i := 0; i < rows; i++ {
 		for v := 0; v < nv; v++ {
 			p("VPXORD %s, %s, %s", acc(i, v), acc(i, v), acc(i, v))
@@ -326,6 +333,7 @@ func igemmVNNI(rows, width int) string {
 		for i := 0; i < rows; i++ {
 			bc := 30 + i%2
 			p("VPBROADCASTD %s, Z%d", rowAddr(i, u*4), bc)
+			p("VPXORD Z27, Z%d, Z%d", bc, bc)
 			for v := 0; v < nv; v++ {
 				p("VPDPBUSD Z%d, Z%d, %s", 28+v, bc, acc(i, v))
 			}

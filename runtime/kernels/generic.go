@@ -65,9 +65,11 @@ var igemmGeneric = &igemmArch{
 
 // igemmGenericKernel returns the generic int8 kernel for a fixed row count.
 // It uses the byte layout of the VNNI kernels: A rows of kg 4-byte groups
-// (unsigned), B panels of kg groups × 4 columns × 4 signed bytes.
+// (unsigned after XOR with flip), B panels of kg groups × 4 columns × 4
+// signed bytes.
 func igemmGenericKernel(rows int) igemmKernelFn {
-	return func(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr, colCorr *int32, mask uint32) {
+	return func(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr, colCorr *int32, mask uint32, flip uint32) {
+		fb := byte(flip)
 		cols := bits.Len32(mask)
 		as := unsafe.Slice((*uint8)(a), (rows-1)*lda+4*kg)
 		bs := unsafe.Slice((*int8)(b), 16*kg)
@@ -79,7 +81,7 @@ func igemmGenericKernel(rows int) igemmKernelFn {
 			for g := 0; g < kg; g++ {
 				a4 := ar[4*g : 4*g+4 : 4*g+4]
 				b16 := bs[16*g : 16*g+16 : 16*g+16]
-				a0, a1, a2, a3 := int32(a4[0]), int32(a4[1]), int32(a4[2]), int32(a4[3])
+				a0, a1, a2, a3 := int32(a4[0]^fb), int32(a4[1]^fb), int32(a4[2]^fb), int32(a4[3]^fb)
 				c0 += a0*int32(b16[0]) + a1*int32(b16[1]) + a2*int32(b16[2]) + a3*int32(b16[3])
 				c1 += a0*int32(b16[4]) + a1*int32(b16[5]) + a2*int32(b16[6]) + a3*int32(b16[7])
 				c2 += a0*int32(b16[8]) + a1*int32(b16[9]) + a2*int32(b16[10]) + a3*int32(b16[11])

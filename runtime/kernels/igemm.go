@@ -15,8 +15,10 @@ import (
 // where A rows start every lda bytes and hold kg groups (4 unsigned bytes,
 // or 2 int16 for "wide" kernels), B is a packed panel of kg groups × W
 // columns, colCorr has W readable entries and rowCorr (nil: none) rows.
-// Masked kernels store only the columns set in mask.
-type igemmKernelFn func(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr, colCorr *int32, mask uint32)
+// Masked kernels store only the columns set in mask. Byte-layout kernels
+// XOR each 4-byte A group with flip first (0x80808080 biases int8 A to
+// uint8 on the fly); wide kernels ignore flip.
+type igemmKernelFn func(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr, colCorr *int32, mask uint32, flip uint32)
 
 // igemmArch describes one int8 micro-kernel family.
 type igemmArch struct {
@@ -27,6 +29,7 @@ type igemmArch struct {
 	wide    bool
 	kernels [2][]igemmKernelFn
 	masked  bool
+	asmPack bool // B may be packed by the VNNI assembly packer
 }
 
 func (ar *igemmArch) group() int {
@@ -49,14 +52,13 @@ func (ar *igemmArch) kpad(k int) int { g := ar.group(); return (k + g - 1) / g *
 // Int8 blocking: packed A rows are swept against the full depth of B, since
 // even k = 3072 makes only a 96 KiB B panel; no k-blocking is needed.
 const (
-	imcBlock      = 192
-	iparMinWork   = 4 * parMinWork
-	flipSignBytes = 0x8080808080808080
+	imcBlock    = 192
+	iparMinWork = 4 * parMinWork
 )
 
 // igemmJob is one int8 product. A is viewed as bytes; when flip is set it
-// holds int8 values that are biased to uint8 (x ^ 0x80 = x + 128) while
-// packing, since VPDPBUSD needs one unsigned operand. Then
+// holds int8 values that are biased to uint8 (x ^ 0x80 = x + 128) in the
+// kernel or while packing, since VPDPBUSD needs one unsigned operand. Then
 //
 //	Σ (a-za)(b-zb) = Σ a'b - za'·Σ_k b - zb·Σ_k a' + k·za'·zb,  a' = a+128, za' = za+128,
 //
@@ -109,24 +111,37 @@ func (j *igemmJob) run(i0, i1, j0, j1 int) {
 		}
 	}
 	needRows := j.zB != 0
-	direct := !ar.wide && !j.flip && j.k == kpad && !needRows
+	// Byte-layout kernels read A in place unless K needs zero padding to
+	// whole groups; they flip int8 A themselves.
+	direct := !ar.wide && j.k == kpad
+	var flip uint32
+	var flipByte byte
+	if j.flip {
+		flipByte = 0x80
+		if !ar.wide {
+			flip = 0x80808080
+		}
+	}
 	for ic := i0; ic < i1; ic += imcBlock {
 		mc := min(imcBlock, i1-ic)
 		var ap []byte
 		lda := j.lda
+		var rs []int32
+		if needRows {
+			rs = rowCorr[:mc]
+		}
 		if direct {
 			ap = j.a[ic*lda:]
+			for r := range rs {
+				rs[r] = sumBytes(j.a[(ic+r)*lda:][:j.k], flipByte)
+			}
 		} else {
 			ap = alignedBytes(&ws.i8a, mc*kpad*el)
-			var rs []int32
-			if needRows {
-				rs = rowCorr[:mc]
-			}
-			packA8(ar, ap, j.a, j.lda, ic, mc, j.k, kpad, j.flip, rs)
+			packA8(ar, ap, j.a, j.lda, ic, mc, j.k, kpad, flipByte, rs)
 			lda = kpad * el
-			for r := range rs {
-				rs[r] = -j.zB*rs[r] + int32(j.k)*j.zA*j.zB
-			}
+		}
+		for r := range rs {
+			rs[r] = -j.zB*rs[r] + int32(j.k)*j.zA*j.zB
 		}
 		for col := j0; col < j1; {
 			w := panelWidth(ar.nr, ar.nrHalf, col, j.n)
@@ -151,10 +166,10 @@ func (j *igemmJob) run(i0, i1, j0, j1 int) {
 				}
 				ci := (ic+ir)*j.ldc + col
 				if cols == w || ar.masked {
-					kern(kg, aptr, lda, bpanel, &j.c[ci], j.ldc, rc, cc, mask)
+					kern(kg, aptr, lda, bpanel, &j.c[ci], j.ldc, rc, cc, mask, flip)
 					continue
 				}
-				kern(kg, aptr, lda, bpanel, &tmp[0], w, rc, cc, mask)
+				kern(kg, aptr, lda, bpanel, &tmp[0], w, rc, cc, mask, flip)
 				for r := 0; r < rows; r++ {
 					copy(j.c[ci+r*j.ldc:ci+r*j.ldc+cols], tmp[r*w:r*w+cols])
 				}
@@ -227,8 +242,14 @@ func packB8(ar *igemmArch, dst []byte, transB bool, b []int8, ldb, k, n, j0, nc 
 				}
 			}
 		default:
-			// Groups of 4 rows interleaved bytewise.
+			// Groups of 4 rows interleaved bytewise; whole groups of
+			// 16 columns in assembly where available.
+			done := packB8Fast(ar, panel, w, b[col:], ldb, k, cols, sums)
 			for p := 0; p < k; p += 4 {
+				x0 := done
+				if p+4 > k {
+					x0 = 0
+				}
 				var r [4][]int8
 				for q := range r {
 					r[q] = zeroRow[:cols]
@@ -238,8 +259,8 @@ func packB8(ar *igemmArch, dst []byte, transB bool, b []int8, ldb, k, n, j0, nc 
 				}
 				s0, s1, s2, s3 := r[0], r[1][:len(r[0])], r[2][:len(r[0])], r[3][:len(r[0])]
 				d := panel[(p/4)*w*4:][:cols*4]
-				for x, v0 := range s0 {
-					v1, v2, v3 := s1[x], s2[x], s3[x]
+				for x := x0; x < len(s0); x++ {
+					v0, v1, v2, v3 := s0[x], s1[x], s2[x], s3[x]
 					q := d[4*x : 4*x+4 : 4*x+4]
 					q[0], q[1], q[2], q[3] = byte(v0), byte(v1), byte(v2), byte(v3)
 					sums[x] += int32(v0) + int32(v1) + int32(v2) + int32(v3)
@@ -253,57 +274,43 @@ func packB8(ar *igemmArch, dst []byte, transB bool, b []int8, ldb, k, n, j0, nc 
 // zeroRow stands in for the rows past k in the last, partial k-group.
 var zeroRow = make([]int8, 4096)
 
-// packA8 copies rows [i0,i0+mc) of A into rows of kpad elements (bytes, or
-// int16 for wide kernels), zero-padded past k, flipping the sign bit when
-// A is int8. When rowsum is non-nil it receives Σ_k of each packed row.
-func packA8(ar *igemmArch, dst []byte, a []byte, lda, i0, mc, k, kpad int, flip bool, rowsum []int32) {
+// packA8 copies rows [i0,i0+mc) of A into rows of kpad elements, zero-
+// padded past k: bytes as they are (byte-layout kernels flip signed A
+// themselves), or int16 for wide kernels, XORed with flip (0x80 biases int8
+// to uint8) before widening. When rowsum is non-nil it receives, per row,
+// Σ_k (a XOR flip) as unsigned bytes.
+func packA8(ar *igemmArch, dst []byte, a []byte, lda, i0, mc, k, kpad int, flip byte, rowsum []int32) {
 	for r := 0; r < mc; r++ {
 		src := a[(i0+r)*lda:][:k]
-		if ar.wide {
-			d := dst[r*kpad*2 : (r+1)*kpad*2]
-			var sum int32
-			for p, v := range src {
-				if flip {
-					v ^= 0x80
-				}
-				d[2*p], d[2*p+1] = v, 0
-				sum += int32(v)
-			}
-			clear(d[2*k:])
-			if rowsum != nil {
-				rowsum[r] = sum
-			}
+		if rowsum != nil {
+			rowsum[r] = sumBytes(src, flip)
+		}
+		if !ar.wide {
+			d := dst[r*kpad : r*kpad+kpad]
+			copy(d, src)
+			clear(d[k:])
 			continue
 		}
-		d := dst[r*kpad : r*kpad+kpad]
-		copy(d, src)
-		clear(d[k:])
-		if flip {
-			p := 0
-			for ; p+8 <= k; p += 8 {
-				binary.LittleEndian.PutUint64(d[p:], binary.LittleEndian.Uint64(d[p:])^flipSignBytes)
-			}
-			for ; p < k; p++ {
-				d[p] ^= 0x80
-			}
+		d := dst[r*kpad*2 : (r+1)*kpad*2]
+		for p, v := range src {
+			d[2*p], d[2*p+1] = v^flip, 0
 		}
-		if rowsum != nil {
-			rowsum[r] = sumBytes(d[:k])
-		}
+		clear(d[2*k:])
 	}
 }
 
-// sumBytes returns Σ d[i] (unsigned), eight bytes at a time: each 64-bit
-// word is folded into four 16-bit lane sums, flushed before they can
-// overflow (128 words × 510 < 65536).
-func sumBytes(d []byte) int32 {
+// sumBytes returns Σ (d[i] XOR x) over unsigned bytes, eight at a time:
+// each 64-bit word is folded into four 16-bit lane sums, flushed before
+// they can overflow (128 words × 510 < 65536).
+func sumBytes(d []byte, x byte) int32 {
 	const lo = 0x00FF00FF00FF00FF
+	x8 := uint64(x) * 0x0101010101010101
 	var total uint64
 	for len(d) >= 8 {
 		var acc uint64
 		n := min(len(d)/8, 128)
 		for i := 0; i < n; i++ {
-			w := binary.LittleEndian.Uint64(d[8*i:])
+			w := binary.LittleEndian.Uint64(d[8*i:]) ^ x8
 			acc += w&lo + (w>>8)&lo
 		}
 		d = d[8*n:]
@@ -311,7 +318,7 @@ func sumBytes(d []byte) int32 {
 		total += acc&0xFFFFFFFF + acc>>32
 	}
 	for _, v := range d {
-		total += uint64(v)
+		total += uint64(v ^ x)
 	}
 	return int32(total)
 }
@@ -345,13 +352,12 @@ func int8Bytes(s []int8) []byte {
 // path active when it was packed, with its column sums (used to apply the
 // A zero point). Safe for concurrent use.
 type PackedBS8 struct {
-	ar      *igemmArch
-	k, n    int
-	kpad    int
-	wp      int
-	data    []byte  // panels: column j's panel at byte j*kpad*elem
-	colsum  []int32 // Σ_k b per column, zero past n
-	scratch []byte
+	ar     *igemmArch
+	k, n   int
+	kpad   int
+	wp     int
+	data   []byte  // panels: column j's panel at byte j*kpad*elem
+	colsum []int32 // Σ_k b per column, zero past n
 }
 
 // K returns the inner (row) dimension of the packed matrix.
@@ -373,7 +379,8 @@ func PackBS8(transB bool, k, n int, b []int8, ldb int) *PackedBS8 {
 	}
 	ar := active.Load().i
 	pb := &PackedBS8{ar: ar, k: k, n: n, kpad: ar.kpad(k), wp: paddedWidth(ar.nr, ar.nrHalf, n)}
-	pb.data = alignedBytes(&pb.scratch, pb.kpad*pb.wp*ar.elem())
+	var buf []byte
+	pb.data = alignedBytes(&buf, pb.kpad*pb.wp*ar.elem())
 	pb.colsum = make([]int32, pb.wp)
 	if n > 0 {
 		packB8(ar, pb.data, transB, b, ldb, k, n, 0, n, pb.colsum)
@@ -423,5 +430,3 @@ func igemm(j *igemmJob) {
 		j.run(i0, i1, j0, j1)
 	})
 }
-
-func ptr(b []byte) unsafe.Pointer { return unsafe.Pointer(unsafe.SliceData(b)) }

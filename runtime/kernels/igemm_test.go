@@ -149,7 +149,7 @@ func TestIgemmLarge(t *testing.T) {
 	}
 	forEachPath(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(23, 24))
-		for _, s := range [][3]int{{197, 576, 192}, {197, 192, 768}, {250, 70, 3001}, {3, 900, 2}} {
+		for _, s := range [][3]int{{197, 576, 192}, {197, 192, 768}, {60, 70, 3001}, {577, 33, 65}, {3, 900, 2}} {
 			for _, th := range []int{1, 2, 3} {
 				withThreads(th, func() { testIgemmCase(t, r, s[0], s[1], s[2], th == 2) })
 			}
@@ -158,39 +158,43 @@ func TestIgemmLarge(t *testing.T) {
 }
 
 // TestIgemmExtremeK drives the accumulators to their largest magnitudes:
-// every product is 255·(−128) (or 128·127 for s8s8), over a long k.
+// every product is 255·(−128) (or (−128)·(−128) and 255·255 with zero
+// points for s8s8), over a long k.
 func TestIgemmExtremeK(t *testing.T) {
 	forEachPath(t, func(t *testing.T) {
-		m, n, k := 13, 35, 16001
-		a := make([]uint8, m*k)
-		b := make([]int8, k*n)
-		for i := range a {
-			a[i] = 255
-		}
-		for i := range b {
-			b[i] = -128
-		}
-		c := make([]int32, m*n)
-		GemmU8S8(m, n, k, a, k, 0, b, n, c, n)
-		for i, v := range c {
-			if v != int32(-255*128*k) {
-				t.Fatalf("u8s8 c[%d] = %d, want %d", i, v, -255*128*k)
+		// k%4 == 0 reads A in place; k%4 != 0 packs it.
+		for _, k := range []int{16000, 16001} {
+			m, n := 13, 35
+			a := make([]uint8, m*k)
+			b := make([]int8, k*n)
+			for i := range a {
+				a[i] = 255
 			}
-		}
-		as := make([]int8, m*k)
-		for i := range as {
-			as[i] = -128
-		}
-		GemmS8S8(m, n, k, as, k, 0, b, n, 0, c, n)
-		for i, v := range c {
-			if v != int32(128*128*k) {
-				t.Fatalf("s8s8 c[%d] = %d, want %d", i, v, 128*128*k)
+			for i := range b {
+				b[i] = -128
 			}
-		}
-		GemmS8S8(m, n, k, as, k, 127, b, n, 127, c, n)
-		for i, v := range c {
-			if v != int32(255*255*k) {
-				t.Fatalf("s8s8 zero points c[%d] = %d, want %d", i, v, 255*255*k)
+			c := make([]int32, m*n)
+			GemmU8S8(m, n, k, a, k, 0, b, n, c, n)
+			for i, v := range c {
+				if v != int32(-255*128*k) {
+					t.Fatalf("u8s8 c[%d] = %d, want %d", i, v, -255*128*k)
+				}
+			}
+			as := make([]int8, m*k)
+			for i := range as {
+				as[i] = -128
+			}
+			GemmS8S8(m, n, k, as, k, 0, b, n, 0, c, n)
+			for i, v := range c {
+				if v != int32(128*128*k) {
+					t.Fatalf("s8s8 c[%d] = %d, want %d", i, v, 128*128*k)
+				}
+			}
+			GemmS8S8(m, n, k, as, k, 127, b, n, 127, c, n)
+			for i, v := range c {
+				if v != int32(255*255*k) {
+					t.Fatalf("s8s8 zero points c[%d] = %d, want %d", i, v, 255*255*k)
+				}
 			}
 		}
 	})

@@ -74,6 +74,19 @@ func BenchmarkSgemm(b *testing.B) {
 	})
 }
 
+// BenchmarkSgemmGrad times the weight-gradient shape dW = Xᵀ·dY of the
+// DeiT-tiny QKV projection (transposed A).
+func BenchmarkSgemmGrad(b *testing.B) {
+	const m, n, k = 192, 576, 197
+	benchPaths(b, func(b *testing.B) {
+		r := rand.New(rand.NewPCG(4, 4))
+		x, dy, dw := randMat(r, k*m), randMat(r, k*n), randMat(r, m*n)
+		loop(b, 2*float64(m*n*k), "GFLOP/s", func() {
+			Sgemm(true, false, m, n, k, 1, x, m, dy, n, 1, dw, n)
+		})
+	})
+}
+
 func BenchmarkSgemmPacked(b *testing.B) {
 	benchPaths(b, func(b *testing.B) {
 		for _, s := range benchShapes[:4] {

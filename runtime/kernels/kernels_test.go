@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"testing"
 )
 
@@ -184,6 +185,7 @@ func TestSgemmLarge(t *testing.T) {
 			{transB: true, m: 197, n: 197, k: 64, alpha: 0.125},
 			{transA: true, m: 200, n: 801, k: 37, alpha: 1, beta: -1, padA: 3, padC: 5},
 			{transA: true, transB: true, m: 150, n: 150, k: 600, alpha: 1, padB: 1},
+			{transB: true, m: 577, n: 577, k: 64, alpha: 1, beta: 0.5, padB: 9, padC: 1},
 		}
 		if KernelPath() == "generic" {
 			cases = cases[:4]
@@ -285,6 +287,30 @@ func TestSgemmDeterministic(t *testing.T) {
 					if math.Float32bits(cp[i]) != math.Float32bits(wantP[i]) {
 						t.Fatalf("%v threads=%d: SgemmPacked differs at %d", s, th, i)
 					}
+				}
+			}
+		}
+	})
+}
+
+func TestSgemmBatchedDeterministic(t *testing.T) {
+	forEachPath(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(13, 14))
+		const tokens, heads, dh = 97, 5, 24
+		q, kk := randMat(r, tokens*heads*dh), randMat(r, tokens*heads*dh)
+		var want []float32
+		for _, th := range []int{1, 2, 3, 5, 8} {
+			s := make([]float32, heads*tokens*tokens)
+			withThreads(th, func() {
+				SgemmStridedBatched(false, true, tokens, tokens, dh, 0.3, q, heads*dh, dh, kk, heads*dh, dh, 0, s, tokens, tokens*tokens, heads)
+			})
+			if want == nil {
+				want = s
+				continue
+			}
+			for i := range s {
+				if math.Float32bits(s[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("threads=%d: differs at %d", th, i)
 				}
 			}
 		}
@@ -424,3 +450,35 @@ func TestGrid(t *testing.T) {
 		t.Errorf("1x5000: grid %dx%d", tm, tn)
 	}
 }
+
+func TestResolvePath(t *testing.T) {
+	if got := resolvePath("generic").name; got != "generic" {
+		t.Errorf("generic -> %s", got)
+	}
+	best := AvailablePaths()[len(AvailablePaths())-1]
+	for _, name := range []string{"", "bogus"} {
+		if got := resolvePath(name).name; got != best {
+			t.Errorf("%q -> %s, want best %s", name, got, best)
+		}
+	}
+	for _, p := range []string{"avx2", "avx512"} {
+		got := resolvePath(p).name
+		supported := false
+		for _, q := range AvailablePaths() {
+			supported = supported || q == p
+		}
+		if supported && got != p || !supported && got != best {
+			t.Errorf("%q -> %s", p, got)
+		}
+	}
+	// The package honours PQVC_KERNELS at start-up: run the tests with
+	// PQVC_KERNELS=generic (or avx2) to check.
+	if want := os.Getenv(EnvKernels); want != "" {
+		if initial != resolvePath(want).name {
+			t.Errorf("%s=%s but started on %s", EnvKernels, want, initial)
+		}
+	}
+}
+
+// initial is the path selected at package initialisation.
+var initial = KernelPath()

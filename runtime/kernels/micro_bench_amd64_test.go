@@ -5,6 +5,7 @@ package kernels
 import (
 	"fmt"
 	"testing"
+	"unsafe"
 )
 
 // BenchmarkMicroKernel measures the full-tile micro-kernels alone on
@@ -42,10 +43,12 @@ func BenchmarkMicroKernel(b *testing.B) {
 				kern := ar.kernels[0][ar.mr-1]
 				loop(b, 20*float64(ar.mr*ar.nr*k), "GOP/s", func() {
 					for range 10 {
-						kern(kg, ptr(a), k*ar.elem(), ptr(bp), &c[0], ar.nr, nil, &cc[0], ^uint32(0))
+						kern(kg, ptr(a), k*ar.elem(), ptr(bp), &c[0], ar.nr, nil, &cc[0], ^uint32(0), 0)
 					}
 				})
 			})
 		}
 	}
 }
+
+func ptr(b []byte) unsafe.Pointer { return unsafe.Pointer(unsafe.SliceData(b)) }

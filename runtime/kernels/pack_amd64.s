@@ -79,3 +79,52 @@ loop:
 
 done:
 	RET
+
+// func packB8VNNI16(dst *byte, dstStride int, src *int8, lds int, groups int, colsum *int32)
+//
+// Packs 16 columns of a row-major int8 matrix into the VNNI panel layout:
+// for each group g of 4 rows (src rows 4g..4g+3, 16 bytes each), writes 64
+// bytes at dst+g*dstStride holding, for column x, its 4 bytes at 4x. The
+// per-column sums of the bytes are added to colsum[0..15] with VPDPBUSD
+// against a vector of unsigned ones. Requires AVX512F/VL and AVX512_VNNI.
+TEXT ·packB8VNNI16(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ dstStride+8(FP), DX
+	MOVQ src+16(FP), SI
+	MOVQ lds+24(FP), BX
+	MOVQ groups+32(FP), CX
+	MOVQ colsum+40(FP), R8
+	TESTQ CX, CX
+	JEQ done
+	LEAQ (BX)(BX*2), R9 // 3*lds
+	VMOVDQU32 (R8), Z8
+	MOVL $0x01010101, AX
+	VPBROADCASTD AX, Z9
+
+loop:
+	VMOVDQU (SI), X0
+	VMOVDQU (SI)(BX*1), X1
+	VMOVDQU (SI)(BX*2), X2
+	VMOVDQU (SI)(R9*1), X3
+	VPUNPCKLBW X1, X0, X4 // rows 0,1 interleaved, columns 0-7
+	VPUNPCKHBW X1, X0, X5 // columns 8-15
+	VPUNPCKLBW X3, X2, X6 // rows 2,3
+	VPUNPCKHBW X3, X2, X7
+	VPUNPCKLWD X6, X4, X0 // columns 0-3, 4 rows each
+	VPUNPCKHWD X6, X4, X1 // columns 4-7
+	VPUNPCKLWD X7, X5, X2 // columns 8-11
+	VPUNPCKHWD X7, X5, X3 // columns 12-15
+	VINSERTI32X4 $1, X1, Z0, Z0
+	VINSERTI32X4 $2, X2, Z0, Z0
+	VINSERTI32X4 $3, X3, Z0, Z0
+	VMOVDQU32 Z0, (DI)
+	VPDPBUSD Z0, Z9, Z8
+	ADDQ DX, DI
+	LEAQ (SI)(BX*4), SI
+	DECQ CX
+	JNZ loop
+	VMOVDQU32 Z8, (R8)
+	VZEROUPPER
+
+done:
+	RET

@@ -68,7 +68,8 @@ const (
 	// depends only on K: every thread count sums k in the same order.
 	kcMax = 512
 	// mcBlock rows of A (kc deep, read in place) are swept against each
-	// packed B block; mcBlock×kc floats stay in L2.
+	// packed B block; mcBlock×kc floats stay in L2. It must be a multiple
+	// of every family's mr (12, 6, 4) so row tiles never straddle blocks.
 	mcBlock = 144
 	// ncBlock columns of B are packed at a time (kc×ncBlock floats, up to
 	// 1 MiB, sized for L2/L3).
@@ -88,22 +89,21 @@ func kBlock(k int) int {
 // sgemmJob is one C = alpha·op(A)·op(B) + beta·C (+ bias) problem; run
 // computes a rectangle of it.
 type sgemmJob struct {
-	ar         *sgemmArch
-	transA     bool
-	a          []float32
-	lda        int
-	transB     bool
-	b          []float32
-	ldb        int
-	pb         *PackedB // if non-nil, B is prepacked and b is unused
-	m, n, k    int
-	kc         int
-	alpha      float32
-	beta       float32
-	c          []float32
-	ldc        int
-	bias       []float32
-	mainThread bool
+	ar      *sgemmArch
+	transA  bool
+	a       []float32
+	lda     int
+	transB  bool
+	b       []float32
+	ldb     int
+	pb      *PackedB // if non-nil, B is prepacked and b is unused
+	m, n, k int
+	kc      int
+	alpha   float32
+	beta    float32
+	c       []float32
+	ldc     int
+	bias    []float32
 }
 
 // workspace holds per-goroutine packing buffers, recycled through a pool so
@@ -175,7 +175,7 @@ func (j *sgemmJob) run(i0, i1, j0, j1 int) {
 					// block into row-major scratch so the kernel can
 					// stream it.
 					ap = alignedFloats(&ws.a, mc*kcb)
-					packAT(ap, j.a, j.lda, ic, mc, p0, kcb)
+					packAT(ar, ap, j.a, j.lda, ic, mc, p0, kcb)
 					lda = kcb
 				} else {
 					ap = j.a[ic*lda+p0:]
@@ -297,9 +297,23 @@ func packBT(ar *sgemmArch, panel, b []float32, ldb, p0, kc, col, cols, w int) {
 }
 
 // packAT writes rows [i0,i0+mc) × k-range [p0,p0+kc) of op(A) = aᵀ as a
-// row-major mc×kc block.
-func packAT(dst, a []float32, lda, i0, mc, p0, kc int) {
-	for p := 0; p < kc; p++ {
+// row-major mc×kc block (the transA case, e.g. weight gradients Xᵀ·dY).
+// Whole 8×8 blocks go through the AVX transpose where allowed.
+func packAT(ar *sgemmArch, dst, a []float32, lda, i0, mc, p0, kc int) {
+	p := 0
+	if m8 := mc / 8; m8 > 0 {
+		for ; p+8 <= kc; p += 8 {
+			if !transposeBlocks(ar, dst[p:], kc, a[(p0+p)*lda+i0:], lda, m8) {
+				break
+			}
+			for i := 8 * m8; i < mc; i++ {
+				for r := 0; r < 8; r++ {
+					dst[i*kc+p+r] = a[(p0+p+r)*lda+i0+i]
+				}
+			}
+		}
+	}
+	for ; p < kc; p++ {
 		src := a[(p0+p)*lda+i0:][:mc]
 		for i, v := range src {
 			dst[i*kc+p] = v

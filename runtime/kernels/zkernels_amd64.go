@@ -127,76 +127,76 @@ var sgemmKernelsAVX2 = [2][6]sgemmKernelFn{
 }
 
 //go:noescape
-func igemmVNNIx1x32(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32)
+func igemmVNNIx1x32(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32, flip uint32)
 
 //go:noescape
-func igemmVNNIx2x32(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32)
+func igemmVNNIx2x32(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32, flip uint32)
 
 //go:noescape
-func igemmVNNIx3x32(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32)
+func igemmVNNIx3x32(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32, flip uint32)
 
 //go:noescape
-func igemmVNNIx4x32(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32)
+func igemmVNNIx4x32(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32, flip uint32)
 
 //go:noescape
-func igemmVNNIx5x32(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32)
+func igemmVNNIx5x32(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32, flip uint32)
 
 //go:noescape
-func igemmVNNIx6x32(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32)
+func igemmVNNIx6x32(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32, flip uint32)
 
 //go:noescape
-func igemmVNNIx7x32(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32)
+func igemmVNNIx7x32(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32, flip uint32)
 
 //go:noescape
-func igemmVNNIx8x32(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32)
+func igemmVNNIx8x32(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32, flip uint32)
 
 //go:noescape
-func igemmVNNIx9x32(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32)
+func igemmVNNIx9x32(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32, flip uint32)
 
 //go:noescape
-func igemmVNNIx10x32(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32)
+func igemmVNNIx10x32(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32, flip uint32)
 
 //go:noescape
-func igemmVNNIx11x32(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32)
+func igemmVNNIx11x32(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32, flip uint32)
 
 //go:noescape
-func igemmVNNIx12x32(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32)
+func igemmVNNIx12x32(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32, flip uint32)
 
 //go:noescape
-func igemmVNNIx1x16(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32)
+func igemmVNNIx1x16(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32, flip uint32)
 
 //go:noescape
-func igemmVNNIx2x16(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32)
+func igemmVNNIx2x16(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32, flip uint32)
 
 //go:noescape
-func igemmVNNIx3x16(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32)
+func igemmVNNIx3x16(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32, flip uint32)
 
 //go:noescape
-func igemmVNNIx4x16(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32)
+func igemmVNNIx4x16(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32, flip uint32)
 
 //go:noescape
-func igemmVNNIx5x16(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32)
+func igemmVNNIx5x16(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32, flip uint32)
 
 //go:noescape
-func igemmVNNIx6x16(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32)
+func igemmVNNIx6x16(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32, flip uint32)
 
 //go:noescape
-func igemmVNNIx7x16(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32)
+func igemmVNNIx7x16(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32, flip uint32)
 
 //go:noescape
-func igemmVNNIx8x16(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32)
+func igemmVNNIx8x16(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32, flip uint32)
 
 //go:noescape
-func igemmVNNIx9x16(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32)
+func igemmVNNIx9x16(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32, flip uint32)
 
 //go:noescape
-func igemmVNNIx10x16(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32)
+func igemmVNNIx10x16(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32, flip uint32)
 
 //go:noescape
-func igemmVNNIx11x16(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32)
+func igemmVNNIx11x16(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32, flip uint32)
 
 //go:noescape
-func igemmVNNIx12x16(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32)
+func igemmVNNIx12x16(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32, flip uint32)
 
 // igemmKernelsVNNI holds the generated kernels indexed by [width variant][rows-1].
 var igemmKernelsVNNI = [2][12]igemmKernelFn{
@@ -205,40 +205,40 @@ var igemmKernelsVNNI = [2][12]igemmKernelFn{
 }
 
 //go:noescape
-func igemmAVX2x1x16(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32)
+func igemmAVX2x1x16(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32, flip uint32)
 
 //go:noescape
-func igemmAVX2x2x16(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32)
+func igemmAVX2x2x16(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32, flip uint32)
 
 //go:noescape
-func igemmAVX2x3x16(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32)
+func igemmAVX2x3x16(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32, flip uint32)
 
 //go:noescape
-func igemmAVX2x4x16(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32)
+func igemmAVX2x4x16(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32, flip uint32)
 
 //go:noescape
-func igemmAVX2x5x16(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32)
+func igemmAVX2x5x16(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32, flip uint32)
 
 //go:noescape
-func igemmAVX2x6x16(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32)
+func igemmAVX2x6x16(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32, flip uint32)
 
 //go:noescape
-func igemmAVX2x1x8(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32)
+func igemmAVX2x1x8(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32, flip uint32)
 
 //go:noescape
-func igemmAVX2x2x8(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32)
+func igemmAVX2x2x8(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32, flip uint32)
 
 //go:noescape
-func igemmAVX2x3x8(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32)
+func igemmAVX2x3x8(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32, flip uint32)
 
 //go:noescape
-func igemmAVX2x4x8(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32)
+func igemmAVX2x4x8(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32, flip uint32)
 
 //go:noescape
-func igemmAVX2x5x8(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32)
+func igemmAVX2x5x8(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32, flip uint32)
 
 //go:noescape
-func igemmAVX2x6x8(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32)
+func igemmAVX2x6x8(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int, rowCorr *int32, colCorr *int32, mask uint32, flip uint32)
 
 // igemmKernelsAVX2 holds the generated kernels indexed by [width variant][rows-1].
 var igemmKernelsAVX2 = [2][6]igemmKernelFn{
