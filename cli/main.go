@@ -4,6 +4,9 @@
 package cli
 
 import (
+	_ "github.com/pqvc/pqvc/backend/onnx"   // the onnx emit format
+	_ "github.com/pqvc/pqvc/passes/builtin" // every built-in pass
+
 	"errors"
 	"flag"
 	"fmt"

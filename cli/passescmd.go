@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/pqvc/pqvc/backend"
+	"github.com/pqvc/pqvc/internal/atomicfile"
 	"github.com/pqvc/pqvc/passes"
 )
 
@@ -17,6 +18,7 @@ func init() {
 func runPasses(env *Env, args []string) error {
 	fs := flag.NewFlagSet("passes", flag.ContinueOnError)
 	md := fs.Bool("markdown", false, "print docs/recipes.md (the recipe reference)")
+	out := fs.String("out", "", "with --markdown: write to this file (atomically) instead of stdout")
 	pos, err := parse(env, fs, args, "passes [--markdown]")
 	if err != nil {
 		return err
@@ -25,6 +27,11 @@ func runPasses(env *Env, args []string) error {
 		return usagef("takes no arguments")
 	}
 	if *md {
+		if *out != "" {
+			var b strings.Builder
+			WriteRecipeDocs(&b)
+			return atomicfile.WriteFile(*out, []byte(b.String()))
+		}
 		WriteRecipeDocs(env.Stdout)
 		return nil
 	}
@@ -68,6 +75,8 @@ func optionLine(s passes.OptionSpec) string {
 	}
 	return fmt.Sprintf("%s%s%s  %s", name, def, bounds, s.Doc)
 }
+
+//go:generate go run ../cmd/pqvc passes --markdown --out ../docs/recipes.md
 
 // RecipeDocsHeader opens docs/recipes.md; the pass reference below it is
 // generated from the registry, so the docs cannot drift from the code.

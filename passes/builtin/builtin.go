@@ -1,0 +1,7 @@
+// Package builtin registers every pass that ships with pqvc. The CLI imports
+// it; a program that wants only some passes imports those packages instead.
+package builtin
+
+import (
+	_ "github.com/pqvc/pqvc/passes/canon" // shape_fold, const_fold, dce, cse, identity_elim, canonicalize
+)
