@@ -15,6 +15,10 @@ type ParseError struct {
 
 func (e *ParseError) Error() string { return fmt.Sprintf("%d:%d: %s", e.Line, e.Col, e.Msg) }
 
+// MaxParsedSplat bounds a splat constant built by Parse, so a short line of
+// text cannot make the parser allocate gigabytes.
+const MaxParsedSplat = 1 << 22
+
 // Parse reads the textual form written by Print. Values must be defined
 // before use (Print guarantees it). Types are taken as written; Verify, not
 // Parse, reports a written type that disagrees with inference.
@@ -440,6 +444,9 @@ func (p *parser) tensor() (*Tensor, error) {
 		}
 		t = &Tensor{DType: ty.DType, Shape: dims, digest: h.text}
 	case p.is(tWord, "splat"):
+		if n > MaxParsedSplat {
+			return nil, &ParseError{start.line, start.col, fmt.Sprintf("splat constant of %d elements is larger than a dump can hold (max %d)", n, MaxParsedSplat)}
+		}
 		p.next()
 		if _, err := p.expect(tPunct, "("); err != nil {
 			return nil, err

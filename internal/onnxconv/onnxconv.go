@@ -76,15 +76,31 @@ func Tensor(t *onnxpb.TensorProto, dir string) (*ir.Tensor, error) {
 		}
 		return ir.TensorFromRaw(dt, dims, raw)
 	}
-	out, err := ir.NewTensor(dt, dims)
-	if err != nil {
-		return nil, err
-	}
 	count := func(have int) error {
 		if int64(have) != n {
 			return fmt.Errorf("has %d values, %v%v needs %d", have, dt, dims, n)
 		}
 		return nil
+	}
+	// Check the value count before allocating: a corrupt file may claim
+	// huge dims with no data behind them.
+	var have int
+	switch dt {
+	case ir.F32:
+		have = len(t.GetFloatData())
+	case ir.F64:
+		have = len(t.GetDoubleData())
+	case ir.I64:
+		have = len(t.GetInt64Data())
+	default:
+		have = len(t.GetInt32Data())
+	}
+	if err := count(have); err != nil {
+		return nil, err
+	}
+	out, err := ir.NewTensor(dt, dims)
+	if err != nil {
+		return nil, err
 	}
 	switch d := out.Data.(type) {
 	case []float32:
@@ -161,6 +177,9 @@ func readExternal(t *onnxpb.TensorProto, dir string, want int64) ([]byte, error)
 		return nil, fmt.Errorf("external data: %w", err)
 	}
 	defer f.Close()
+	if st, err := f.Stat(); err != nil || st.Size() < offset+length {
+		return nil, fmt.Errorf("external data %q is shorter than offset %d + length %d", loc, offset, length)
+	}
 	buf := make([]byte, length)
 	if _, err := f.ReadAt(buf, offset); err != nil {
 		return nil, fmt.Errorf("external data %q: reading %d bytes at offset %d: %w", loc, length, offset, err)

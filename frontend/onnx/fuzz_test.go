@@ -1,0 +1,30 @@
+package onnx
+
+import (
+	"os"
+	"testing"
+
+	"github.com/pqvc/pqvc/ir"
+)
+
+// FuzzDecode feeds arbitrary bytes to the frontend: it must return a graph
+// that verifies, or an error, and never panic or allocate without bound.
+func FuzzDecode(f *testing.F) {
+	for _, p := range []string{"../../internal/onnxpb/testdata/tiny.onnx", "../../internal/ort/testdata/add.onnx"} {
+		if b, err := os.ReadFile(p); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Add([]byte{})
+	f.Add([]byte("\x08\x08\x12\x04test"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		g, err := Decode(b, "/nonexistent-pqvc-fuzz")
+		if err != nil {
+			return
+		}
+		if g.Len() > 0 {
+			_ = ir.Verify(g) // may report problems; must not panic
+			_ = g.String()
+		}
+	})
+}
