@@ -99,7 +99,9 @@ def main():
     ap.add_argument("--wd", type=float, default=0.05, help="AdamW weight decay")
     ap.add_argument("--warmup", type=float, default=1.0, help="linear warm-up, in epochs")
     ap.add_argument("--label-smoothing", type=float, default=0.1, help="cross-entropy label smoothing")
-    ap.add_argument("--pad", type=int, default=2, help="random-crop padding in pixels (0 = off)")
+    ap.add_argument("--pad", type=int, default=0,
+                    help="random-crop padding in pixels (0 = off; pad 2 cost ~8 points at epoch 3 of a 10-epoch run: "
+                         "this model underfits in the time budget)")
     ap.add_argument("--no-flip", action="store_true", help="disable horizontal flip augmentation")
     ap.add_argument("--seed", type=int, default=0, help="seed for init, shuffling, augmentation, calib pick")
     ap.add_argument("--threads", type=int, default=1,
@@ -200,7 +202,7 @@ def main():
     max_diff = float(np.abs(got - ref).max())
 
     meta = dict(
-        cfg, seed=args.seed, opset=17, batch="dynamic", input="input", output="logits",
+        cfg, command="/usr/bin/python3 scripts/train_fmnist.py " + " ".join(sys.argv[1:]), seed=args.seed, opset=17, batch="dynamic", input="input", output="logits",
         input_shape=["N", 1, 28, 28], normalisation=dict(mean=MEAN, std=STD, formula="(pixel/255 - mean) / std"),
         test_acc_10k=acc_full, eval_acc_2000=acc_eval, train_seconds=round(train_time, 1),
         epochs=args.epochs, batch_size=args.batch, lr=args.lr, weight_decay=args.wd,

@@ -12,7 +12,7 @@ package onnx
 import (
 	"errors"
 	"fmt"
-		"os"
+	"os"
 	"path/filepath"
 	"strings"
 
