@@ -2,7 +2,10 @@ module example.com/pqvcplugin
 
 go 1.26
 
-require github.com/pqvc/pqvc v0.0.0
+require (
+	github.com/pqvc/pqvc v0.0.0
+	golang.org/x/tools v0.41.0
+)
 
 require (
 	codeberg.org/sbinet/npyio v0.14.0 // indirect
