@@ -6,6 +6,7 @@ import (
 	"math"
 
 	"github.com/pqvc/pqvc/ir"
+	"github.com/pqvc/pqvc/runtime/kernels"
 )
 
 type number interface {
@@ -374,6 +375,10 @@ func unary(x *execCtx, v *ir.Value, args []*ir.Tensor) (*ir.Tensor, error) {
 		return nil, err
 	}
 	src, dst := a.F32(), res.F32()
+	if vec := vectorUnary[v.Op]; vec != nil {
+		parallelFor(len(src), 32768, func(lo, hi int) { vec(dst[lo:hi], src[lo:hi]) })
+		return res, nil
+	}
 	f, err := unaryFunc(v)
 	if err != nil {
 		return nil, err
@@ -385,6 +390,9 @@ func unary(x *execCtx, v *ir.Value, args []*ir.Tensor) (*ir.Tensor, error) {
 	})
 	return res, nil
 }
+
+// vectorUnary are the ops with SIMD kernels.
+var vectorUnary = map[string]func(dst, src []float32){"Exp": kernels.Exp, "Erf": kernels.Erf}
 
 func unaryFunc(v *ir.Value) (func(float32) float32, error) {
 	switch v.Op {

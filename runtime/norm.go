@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/pqvc/pqvc/ir"
+	"github.com/pqvc/pqvc/runtime/kernels"
 )
 
 func init() {
@@ -41,6 +42,15 @@ func softmax(x *execCtx, v *ir.Value, args []*ir.Tensor) (*ir.Tensor, error) {
 	res, _ := newTensor(ir.F32, a.Shape)
 	src, dst := a.F32(), res.F32()
 	logSm := v.Op == "LogSoftmax"
+	if inner == 1 {
+		// Contiguous rows (the attention scores): vector exp per row.
+		parallelFor(outer, max(1, 4096/max(n, 1)), func(lo, hi int) {
+			for r := lo; r < hi; r++ {
+				softmaxRow(dst[r*n:(r+1)*n], src[r*n:(r+1)*n], logSm)
+			}
+		})
+		return res, nil
+	}
 	parallelFor(outer*inner, max(1, 4096/max(n, 1)), func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			o, i := r/inner, r%inner
@@ -69,6 +79,36 @@ func softmax(x *execCtx, v *ir.Value, args []*ir.Tensor) (*ir.Tensor, error) {
 		}
 	})
 	return res, nil
+}
+
+func softmaxRow(dst, src []float32, logSm bool) {
+	m := float32(math.Inf(-1))
+	for _, x := range src {
+		m = max(m, x)
+	}
+	for j, x := range src {
+		dst[j] = x - m
+	}
+	if logSm {
+		var sum float64
+		for _, x := range dst {
+			sum += float64(expf(x))
+		}
+		ls := float32(math.Log(sum))
+		for j := range dst {
+			dst[j] -= ls
+		}
+		return
+	}
+	kernels.Exp(dst, dst)
+	var sum float32
+	for _, e := range dst {
+		sum += e
+	}
+	inv := 1 / sum
+	for j := range dst {
+		dst[j] *= inv
+	}
 }
 
 func layerNorm(x *execCtx, v *ir.Value, args []*ir.Tensor) (*ir.Tensor, error) {
