@@ -50,6 +50,11 @@ type Context struct {
 	Options any // this step's options: a pointer to the pass's options struct
 	// ResultOf holds the results of the pass's Requires.
 	ResultOf map[*Pass]any
+	// Available holds every analysis result still valid for the current
+	// graph, required or not: a pass can use an analysis the recipe ran
+	// explicitly (prune uses importance scores when a step computed them)
+	// without forcing it to run when the recipe did not.
+	Available map[*Pass]any
 	// Calib and Eval are the recipe's datasets (nil when not given).
 	Calib, Eval *data.Dataset
 	// Logf reports progress to the user (never nil).

@@ -132,6 +132,12 @@ func (r *runner) step(i int, st Step, implicit bool) (any, error) {
 	if ctx.Options == nil {
 		ctx.Options = NewOptions(st.Pass)
 	}
+	ctx.Available = map[*Pass]any{}
+	for p, c := range r.cache {
+		if c.version == r.version {
+			ctx.Available[p] = c.result
+		}
+	}
 	t0 := time.Now()
 	res, err := runSafely(st.Pass, ctx, r.g)
 	secs := time.Since(t0).Seconds()

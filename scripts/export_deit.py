@@ -14,7 +14,7 @@ Each export PATH.onnx gets
 
 Examples:
   /usr/bin/python3 scripts/export_deit.py --size tiny --style timm --opset 17 --batch dynamic --out /tmp/t.onnx
-  /usr/bin/python3 scripts/export_deit.py --all --outdir testdata/onnx --sizes tiny
+  /usr/bin/python3 scripts/export_deit.py --all --outdir .cache/models --sizes tiny
 """
 import argparse
 import collections

@@ -13,7 +13,7 @@ the Fashion-MNIST training-set mean / std.
 
 Example:
   /usr/bin/python3 scripts/train_fmnist.py                       # patch 4, depth 4
-  /usr/bin/python3 scripts/train_fmnist.py --patch 7 --depth 6 --out-prefix assets/deit_fmnist_p7 --no-data
+  /usr/bin/python3 scripts/train_fmnist.py --patch 7 --depth 6 --epochs 12 --out-prefix assets/deit_fmnist_p7 --no-data
 """
 import argparse
 import gzip
@@ -105,7 +105,8 @@ def main():
     ap.add_argument("--no-flip", action="store_true", help="disable horizontal flip augmentation")
     ap.add_argument("--seed", type=int, default=0, help="seed for init, shuffling, augmentation, calib pick")
     ap.add_argument("--threads", type=int, default=1,
-                    help="torch threads; measured 1: 87 s/epoch, 2: 77 s/epoch on the shared 2-core box")
+                    help="torch threads; measured 1: 87 s/epoch, 2: 77 s/epoch (patch 4) on the shared 2-core box, "
+                         "so 1 leaves the other core to other jobs")
     ap.add_argument("--data-dir", default=DATA_DIR, help="directory with the Fashion-MNIST idx .gz files")
     ap.add_argument("--out-prefix", default="assets/deit_fmnist", help="writes PREFIX.onnx and PREFIX.json")
     ap.add_argument("--assets-dir", default="assets", help="where the calib/eval npz files go")
