@@ -3,5 +3,6 @@
 package builtin
 
 import (
-	_ "github.com/pqvc/pqvc/passes/canon" // shape_fold, const_fold, dce, cse, identity_elim, canonicalize
+	_ "github.com/pqvc/pqvc/passes/canon"      // shape_fold, const_fold, dce, cse, identity_elim, canonicalize
+	_ "github.com/pqvc/pqvc/passes/importance" // importance
 )
