@@ -10,9 +10,14 @@ type OrderRule struct {
 }
 
 // Ordering holds every ordering fact the pipeline must respect, one line of
-// reason each. TestOrderingTable checks that every rule names registered
-// passes. Rules are added with the passes they constrain.
-var Ordering = []OrderRule{}
+// reason each. Rules name passes as strings, so the table can live here
+// without importing the pass packages; passes/builtin's test checks that
+// every name is a registered pass. Rules are added with the passes they
+// constrain.
+var Ordering = []OrderRule{
+	{First: "calibrate", Then: "quantize", Why: "static quantization reads the activation ranges calibrate measures on the float graph"},
+	{First: "quantize", Then: "fold_qdq", Why: "fold_qdq folds the Q/DQ pairs quantize inserts"},
+}
 
 // CheckOrder reports the first rule the pipeline breaks, at the position of
 // the step that came too early.

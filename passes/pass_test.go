@@ -128,10 +128,7 @@ func TestRunnerVerifiesAndReuses(t *testing.T) {
 }
 
 func TestOrderingTable(t *testing.T) {
-	for _, r := range Ordering {
-		if Lookup(r.First) == nil || Lookup(r.Then) == nil {
-			t.Errorf("ordering rule %s before %s names an unregistered pass", r.First, r.Then)
-		}
+	for _, r := range Ordering { // registration is checked in passes/builtin
 		if r.Why == "" {
 			t.Errorf("ordering rule %s before %s has no reason", r.First, r.Then)
 		}

@@ -5,4 +5,5 @@ package builtin
 import (
 	_ "github.com/pqvc/pqvc/passes/canon"      // shape_fold, const_fold, dce, cse, identity_elim, canonicalize
 	_ "github.com/pqvc/pqvc/passes/importance" // importance
+	_ "github.com/pqvc/pqvc/passes/quant"      // calibrate, quantize, fold_qdq
 )

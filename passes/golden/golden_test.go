@@ -17,7 +17,7 @@ import (
 
 	// Passes register themselves from init; a golden can only name a pass
 	// whose package is imported here.
-	_ "github.com/pqvc/pqvc/passes/canon"
+	_ "github.com/pqvc/pqvc/passes/builtin"
 )
 
 var update = flag.Bool("update", false, "rewrite the want.ir and error sections of testdata/graphs/*/*.txtar")
