@@ -21,7 +21,7 @@ func ComputeStats(g *Graph) Stats {
 				continue
 			}
 			s.Bytes += v.Const.Bytes()
-			if dt := v.Const.DType; (dt.IsFloat() || dt == I8 || dt == U8) && v.Const.Len() > 1 {
+			if dt := v.Const.DType; (dt.IsFloat() || dt == I8 || dt == U8) && v.Const.Len() > 1 && !onlyQParams(v) {
 				s.Params += int64(v.Const.Len())
 			}
 			continue
@@ -30,6 +30,25 @@ func ComputeStats(g *Graph) Stats {
 		s.MACs += MACs(v)
 	}
 	return s
+}
+
+// onlyQParams reports whether every use of v is as a quantization scale or
+// zero point: per-channel scales are not parameters of the model.
+func onlyQParams(v *Value) bool {
+	if len(v.uses) == 0 {
+		return false
+	}
+	for _, u := range v.uses {
+		switch u.Op {
+		case "QuantizeLinear", "DequantizeLinear":
+			if u.Arg(0) == v {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func dimOr1(d Dim) int64 {
