@@ -1,9 +1,7 @@
 package conformance
 
 import (
-	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -124,13 +122,4 @@ func TestShippedModelAgainstORT(t *testing.T) {
 	per := len(x.Data.([]float32)) / x.Shape[0]
 	batch := &tensorio.Array{DType: "float32", Shape: append([]int{n}, x.Shape[1:]...), Data: x.Data.([]float32)[:n*per]}
 	checkModel(t, r, model, batch)
-}
-
-func TestMain(m *testing.M) {
-	if os.Getenv("PQVC_CACHE") == "" {
-		if _, err := os.Stat("/tmp/deit"); err == nil && os.Getenv("CI") != "true" {
-			fmt.Fprintln(os.Stderr, "note: set PQVC_CACHE to reuse an export folder")
-		}
-	}
-	os.Exit(m.Run())
 }

@@ -217,7 +217,7 @@ func TestAccumulateLossKinds(t *testing.T) {
 // TestFashionMNIST runs the criteria end to end on the small real model
 // and logs the cost of calibration.
 func TestFashionMNIST(t *testing.T) {
-	const model, calib = "../assets/deit_fmnist_p7.onnx", "/tmp/fm/fmnist_calib.npz"
+	const model, calib = "../assets/deit_fmnist_p7.onnx", "../assets/fmnist_calib.npz"
 	if testing.Short() {
 		t.Skip("model test in -short mode")
 	}

@@ -15,6 +15,7 @@ type OrderRule struct {
 // every name is a registered pass. Rules are added with the passes they
 // constrain.
 var Ordering = []OrderRule{
+	{First: "canonicalize", Then: "fuse", Why: "fuse reads shapes, scales and epsilons as the constants canonicalize folds them into"},
 	{First: "calibrate", Then: "quantize", Why: "static quantization reads the activation ranges calibrate measures on the float graph"},
 	{First: "quantize", Then: "fold_qdq", Why: "fold_qdq folds the Q/DQ pairs quantize inserts"},
 }

@@ -137,6 +137,7 @@ func model(g *ir.Graph, opts Options) (*onnxpb.ModelProto, error) {
 			m.MetadataProps = append(m.MetadataProps, &onnxpb.StringStringEntryProto{Key: k, Value: g.Meta[k]})
 		}
 	}
+	splitDomains(m) // contrib ops (com.microsoft) move to their domain
 	return m, nil
 }
 

@@ -1,11 +1,13 @@
 package onnx
 
-// Tests against outside oracles: the DeiT exports in /tmp/deit (made by
-// scripts/export_deit.py), the onnx package's checker and ONNX Runtime.
+// Tests against outside oracles: the DeiT exports (made on demand by
+// scripts/export_deit.py, see internal/testmodels), the onnx package's
+// checker and ONNX Runtime.
 
 import (
 	"bytes"
 	"fmt"
+	"github.com/pqvc/pqvc/internal/testmodels"
 	"math"
 	"os"
 	"os/exec"
@@ -19,16 +21,10 @@ import (
 	"github.com/pqvc/pqvc/ir"
 )
 
-const deitDir = "/tmp/deit"
-
 // deitModels lists the DeiT-tiny exports, skipping the test if there are none.
 func deitModels(t *testing.T) []string {
 	t.Helper()
-	files, _ := filepath.Glob(filepath.Join(deitDir, "*tiny*.onnx"))
-	if len(files) == 0 {
-		t.Skipf("no DeiT-tiny models in %s (scripts/export_deit.py makes them)", deitDir)
-	}
-	return files
+	return testmodels.RequireGlob(t, "*tiny*.onnx")
 }
 
 // python is the interpreter with the onnx package (1.12 on Debian; its
@@ -135,7 +131,7 @@ func TestDeiT(t *testing.T) {
 	t.Run("ort", func(t *testing.T) {
 		r := ort.NewTestRunner(t)
 		for _, out := range emitted {
-			orig := filepath.Join(deitDir, filepath.Base(out))
+			orig := filepath.Join(filepath.Dir(deitModels(t)[0]), filepath.Base(out))
 			compareORT(t, r, orig, out, strings.TrimSuffix(orig, ".onnx")+".sample.npz", inputs[out])
 		}
 	})

@@ -3,6 +3,7 @@ package onnx
 import (
 	"bytes"
 	"errors"
+	"github.com/pqvc/pqvc/internal/testmodels"
 	"os"
 	"path/filepath"
 	"slices"
@@ -223,10 +224,7 @@ func TestExternalData(t *testing.T) {
 // TestExternalDataDeiT writes a real model with external data and requires
 // ONNX Runtime to compute the same logits from it as from the original.
 func TestExternalDataDeiT(t *testing.T) {
-	orig := filepath.Join(deitDir, "deit_tiny_timm_op17_dynamic.onnx")
-	if _, err := os.Stat(orig); err != nil {
-		t.Skipf("%s: %v", orig, err)
-	}
+	orig := testmodels.Require(t, testmodels.Spec{Size: "tiny", Style: "timm", Opset: 17, Batch: "dynamic"})
 	g, err := frontend.Load(orig)
 	if err != nil {
 		t.Fatal(err)

@@ -22,12 +22,14 @@ type nodeCtx struct {
 type convertFunc func(x *nodeCtx) ([]*ir.Value, error)
 
 func (c *converter) node(n *onnxpb.NodeProto) error {
+	conv := converters[n.GetOpType()]
 	switch d := n.GetDomain(); d {
 	case "", "ai.onnx":
 	default:
-		return fmt.Errorf("%s: domain %q is not supported (only the default ONNX domain is)", nodeName(n), d)
+		if conv = contribConverter(d, n.GetOpType()); conv == nil {
+			return fmt.Errorf("%s: op %s of domain %q is not supported (pqvc reads the default ONNX domain and some com.microsoft ops)", nodeName(n), n.GetOpType(), d)
+		}
 	}
-	conv := converters[n.GetOpType()]
 	if conv == nil {
 		return fmt.Errorf("%s: op %s (opset %d) is not supported", nodeName(n), n.GetOpType(), c.opset)
 	}

@@ -116,3 +116,37 @@ func lastLines(b []byte, n int) string {
 	}
 	return string(b)
 }
+
+// TinySpecs lists every DeiT-tiny export: each style, opsets 13 and 17,
+// static and dynamic batch.
+func TinySpecs() []Spec {
+	var out []Spec
+	for _, style := range Styles {
+		for _, opset := range []int{13, 17} {
+			for _, batch := range []string{"static", "dynamic"} {
+				out = append(out, Spec{Size: "tiny", Style: style, Opset: opset, Batch: batch})
+			}
+		}
+	}
+	return out
+}
+
+// RequireGlob returns the paths of the DeiT-tiny exports whose file name
+// (e.g. deit_tiny_timm_op17_dynamic.onnx) matches pattern, exporting them
+// first if needed. Like Require it skips without an exporter, except under
+// CI=true. A pattern that matches nothing is a test bug and fails.
+func RequireGlob(t testing.TB, pattern string) []string {
+	t.Helper()
+	var paths []string
+	for _, s := range TinySpecs() {
+		if ok, err := filepath.Match(pattern, s.Name()+".onnx"); err != nil {
+			t.Fatalf("bad pattern %q: %v", pattern, err)
+		} else if ok {
+			paths = append(paths, Require(t, s))
+		}
+	}
+	if len(paths) == 0 {
+		t.Fatalf("no DeiT-tiny export matches %q", pattern)
+	}
+	return paths
+}

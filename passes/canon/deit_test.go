@@ -2,6 +2,7 @@ package canon_test
 
 import (
 	"fmt"
+	"github.com/pqvc/pqvc/internal/testmodels"
 	"math"
 	"path/filepath"
 	"sort"
@@ -15,19 +16,11 @@ import (
 	"github.com/pqvc/pqvc/runtime"
 )
 
-// deitDir holds the DeiT exports (see internal/testmodels); the tests skip
-// when it is absent.
-const deitDir = "/tmp/deit"
-
 func deitModels(t *testing.T) []string {
 	if testing.Short() {
 		t.Skip("DeiT models: skipped in -short mode")
 	}
-	files, _ := filepath.Glob(filepath.Join(deitDir, "deit_tiny_*.onnx"))
-	if len(files) == 0 {
-		t.Skipf("no DeiT-tiny exports in %s", deitDir)
-	}
-	return files
+	return testmodels.RequireGlob(t, "deit_tiny_*.onnx") // exported on demand into the cache
 }
 
 func stem(path string) string { return strings.TrimSuffix(filepath.Base(path), ".onnx") }

@@ -1,9 +1,11 @@
 package quant_test
 
 import (
+	"github.com/pqvc/pqvc/internal/testmodels"
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -28,7 +30,7 @@ func TestDeiTTinyLatency(t *testing.T) {
 	if os.Getenv("PQVC_QUANT_BENCH") == "" {
 		t.Skip("set PQVC_QUANT_BENCH=1 to measure")
 	}
-	const model = "/tmp/deit/deit_tiny_timm_op17_dynamic"
+	model := strings.TrimSuffix(testmodels.Require(t, testmodels.Spec{Size: "tiny", Style: "timm", Opset: 17, Batch: "dynamic"}), ".onnx")
 	base, err := frontend.Load(model + ".onnx")
 	if err != nil {
 		t.Skip(err)

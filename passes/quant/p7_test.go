@@ -22,8 +22,8 @@ import (
 
 const (
 	p7Model = "../../assets/deit_fmnist_p7.onnx"
-	p7Calib = "/tmp/fm/fmnist_calib.npz"
-	p7Eval  = "/tmp/fm/fmnist_eval.npz"
+	p7Calib = "../../assets/fmnist_calib.npz"
+	p7Eval  = "../../assets/fmnist_eval.npz"
 )
 
 // p7Recipes are the quantizations measured on the Fashion-MNIST DeiT.

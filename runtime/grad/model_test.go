@@ -1,6 +1,7 @@
 package grad
 
 import (
+	"github.com/pqvc/pqvc/internal/testmodels"
 	"math"
 	"math/rand"
 	"os"
@@ -13,7 +14,10 @@ import (
 	"github.com/pqvc/pqvc/ir"
 )
 
-const deitTiny = "/tmp/deit/deit_tiny_timm_op17_dynamic.onnx"
+var (
+	deitTiny       = testmodels.Spec{Size: "tiny", Style: "timm", Opset: 17, Batch: "dynamic"}
+	deitTinyUnbind = testmodels.Spec{Size: "tiny", Style: "timm_unbind", Opset: 13, Batch: "dynamic"}
+)
 
 func loadModel(t *testing.T, path string) *ir.Graph {
 	t.Helper()
@@ -36,8 +40,8 @@ func loadModel(t *testing.T, path string) *ir.Graph {
 func TestDeiTDirectional(t *testing.T) {
 	// timm op17 (fused LayerNormalization) and timm unbind op13
 	// (LayerNorm from ReduceMean/Pow/Sqrt, Split into q/k/v).
-	for _, p := range []string{deitTiny, "/tmp/deit/deit_tiny_timm_unbind_op13_dynamic.onnx"} {
-		t.Run(filepath.Base(p), func(t *testing.T) { directional(t, p) })
+	for _, s := range []testmodels.Spec{deitTiny, deitTinyUnbind} {
+		t.Run(s.Name(), func(t *testing.T) { directional(t, testmodels.Require(t, s)) })
 	}
 }
 
@@ -109,7 +113,7 @@ func rms(x []float32) float64 {
 // TestTimings logs gradient costs on the real models (no assertions: a
 // test never asserts a wall-clock time).
 func TestTimings(t *testing.T) {
-	g := loadModel(t, deitTiny)
+	g := loadModel(t, testmodels.Require(t, deitTiny))
 	rng := rand.New(rand.NewSource(2))
 	e, err := NewEngine(g, Options{})
 	if err != nil {
@@ -135,7 +139,7 @@ func TestTimings(t *testing.T) {
 		t.Logf("DeiT-tiny batch %d, per image: forward %v, forward+backward %v", n, fwd/time.Duration(n), full/time.Duration(n))
 	}
 	fm := loadModel(t, "../../assets/deit_fmnist_p7.onnx")
-	ds, err := data.Load("/tmp/fm/fmnist_calib.npz")
+	ds, err := data.Load("../../assets/fmnist_calib.npz")
 	if err != nil {
 		t.Skip(err)
 	}
@@ -163,10 +167,7 @@ func TestDeiTStyles(t *testing.T) {
 	if testing.Short() {
 		t.Skip("model test in -short mode")
 	}
-	paths, _ := filepath.Glob("/tmp/deit/deit_tiny_*.onnx")
-	if len(paths) == 0 {
-		t.Skip("no DeiT-tiny exports in /tmp/deit")
-	}
+	paths := testmodels.RequireGlob(t, "deit_tiny_*.onnx")
 	rng := rand.New(rand.NewSource(3))
 	for _, p := range paths {
 		t.Run(filepath.Base(p), func(t *testing.T) {
