@@ -15,6 +15,10 @@ type OrderRule struct {
 // every name is a registered pass. Rules are added with the passes they
 // constrain.
 var Ordering = []OrderRule{
+	{First: "canonicalize", Then: "prune", Why: "the structure analysis reads static shapes, which canonicalize folds into constants"},
+	{First: "importance", Then: "prune", Why: "prune ranks units by the scores importance computed on the unpruned graph"},
+	{First: "prune", Then: "calibrate", Why: "activation ranges must be measured on the graph that will be quantized"},
+	{First: "prune", Then: "quantize", Why: "pruning rewrites float weights; quantized weights cannot be pruned"},
 	{First: "canonicalize", Then: "fuse", Why: "fuse reads shapes, scales and epsilons as the constants canonicalize folds them into"},
 	{First: "calibrate", Then: "quantize", Why: "static quantization reads the activation ranges calibrate measures on the float graph"},
 	{First: "quantize", Then: "fold_qdq", Why: "fold_qdq folds the Q/DQ pairs quantize inserts"},

@@ -69,6 +69,28 @@ func matmul(x *execCtx, v *ir.Value, args []*ir.Tensor) (*ir.Tensor, error) {
 	return finishMatMulShape(res, a, b), nil
 }
 
+// matmulBias is MatMul with a constant 2-D weight plus a per-column bias,
+// added in the packed GEMM's epilogue.
+func matmulBias(x *execCtx, v *ir.Value, args []*ir.Tensor, bias *ir.Tensor) (*ir.Tensor, error) {
+	a, b := args[0], args[1]
+	k, n := int(b.Shape[0]), int(b.Shape[1])
+	if a.DType != ir.F32 || int(a.Shape[len(a.Shape)-1]) != k {
+		return matmul(x, v, args) // let the general kernel report the problem
+	}
+	out := append(append([]int64{}, a.Shape[:len(a.Shape)-1]...), int64(n))
+	res, err := newTensor(ir.F32, out)
+	if err != nil {
+		return nil, err
+	}
+	ad, bd := a.F32(), b.F32()
+	if len(ad) == 0 {
+		return res, nil
+	}
+	pb := x.packedFor(v.Arg(1), func() any { return kernels.PackB(false, k, n, bd, n) }).(*kernels.PackedB)
+	kernels.SgemmPacked(len(ad)/k, ad, k, pb, res.F32(), n, bias.F32())
+	return res, nil
+}
+
 // finishMatMulShape drops the dims numpy adds for 1-D operands.
 func finishMatMulShape(res, a, b *ir.Tensor) *ir.Tensor {
 	if len(a.Shape) > 1 && len(b.Shape) > 1 {

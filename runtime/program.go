@@ -51,6 +51,13 @@ type step struct {
 	slot    int
 	args    []int // slot per argument, -1 for omitted
 	release []int // slots whose last use is this step
+
+	// bias, when set, is a constant per-column bias that a following Add
+	// would apply: this MatMul adds it in its GEMM epilogue instead, and
+	// that Add (biasAdd) passes the result through. Used only on plain
+	// runs, where nobody observes the MatMul's own value.
+	bias    *ir.Tensor
+	biasAdd bool
 }
 
 type constSlot struct {
@@ -98,6 +105,7 @@ func Compile(g *ir.Graph) (*Program, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	p.fuseBiases()
 	// Free each computed value after its last use, unless it is an output.
 	keep := map[int]bool{}
 	for _, o := range g.Outputs {
@@ -181,6 +189,7 @@ func (p *Program) RunWith(inputs map[string]*ir.Tensor, opts RunOptions) (*Resul
 		}
 	}
 	x := &execCtx{p: p}
+	fused := opts.Observe == nil && !opts.Keep
 	res := &Result{Outputs: map[string]*ir.Tensor{}}
 	if opts.Keep {
 		res.Values = map[*ir.Value]*ir.Tensor{}
@@ -196,7 +205,16 @@ func (p *Program) RunWith(inputs map[string]*ir.Tensor, opts RunOptions) (*Resul
 				args = append(args, vals[a])
 			}
 		}
-		t, err := st.k(x, st.v, args)
+		var t *ir.Tensor
+		var err error
+		switch {
+		case fused && st.biasAdd:
+			t = args[biasAddOperand(st)]
+		case fused && st.bias != nil:
+			t, err = matmulBias(x, st.v, args, st.bias)
+		default:
+			t, err = st.k(x, st.v, args)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", st.v, err)
 		}
@@ -219,6 +237,57 @@ func (p *Program) RunWith(inputs map[string]*ir.Tensor, opts RunOptions) (*Resul
 		res.Outputs[o.Name] = vals[p.outSlot[i]]
 	}
 	return res, nil
+}
+
+// fuseBiases marks MatMul steps (constant 2-D weight, one user) whose only
+// user adds a constant bias over the last dim: the GEMM adds the bias in
+// its epilogue and the Add step passes the result on. Exporters write every
+// Linear layer this way, so this saves a pass over every activation.
+func (p *Program) fuseBiases() {
+	index := map[*ir.Value]int{}
+	for i, st := range p.steps {
+		index[st.v] = i
+	}
+	outputs := map[*ir.Value]bool{}
+	for _, o := range p.g.Outputs {
+		outputs[o.Value] = true
+	}
+	for i := range p.steps {
+		st := &p.steps[i]
+		v := st.v
+		w := v.Arg(1)
+		if v.Op != "MatMul" || v.Type.DType != ir.F32 || w == nil || !w.IsConst() || w.Type.Rank() != 2 ||
+			v.Arg(0).Type.Rank() < 2 || len(v.Uses()) != 1 || outputs[v] {
+			continue
+		}
+		add := v.Uses()[0]
+		if add.Op != "Add" || add.Arg(0) == add.Arg(1) {
+			continue
+		}
+		b := add.Arg(0)
+		if b == v {
+			b = add.Arg(1)
+		}
+		n := w.Type.Shape[1].C
+		if !b.IsConst() || b.Const.DType != ir.F32 || int64(b.Const.Len()) != n || b.Type.Rank() > 1 ||
+			!add.Type.Shape.Equal(v.Type.Shape) {
+			continue
+		}
+		j, ok := index[add]
+		if !ok {
+			continue
+		}
+		st.bias = b.Const
+		p.steps[j].biasAdd = true
+	}
+}
+
+// biasAddOperand is the argument position of the fused MatMul in an Add.
+func biasAddOperand(st *step) int {
+	if st.v.Arg(0).IsConst() {
+		return 1
+	}
+	return 0
 }
 
 // checkInput verifies a tensor against a graph input's type, binding each

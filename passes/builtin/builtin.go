@@ -6,5 +6,6 @@ import (
 	_ "github.com/pqvc/pqvc/passes/canon"      // shape_fold, const_fold, dce, cse, identity_elim, canonicalize
 	_ "github.com/pqvc/pqvc/passes/fuse"       // fuse
 	_ "github.com/pqvc/pqvc/passes/importance" // importance
+	_ "github.com/pqvc/pqvc/passes/prune"      // prune
 	_ "github.com/pqvc/pqvc/passes/quant"      // calibrate, quantize, fold_qdq
 )
