@@ -1,7 +1,7 @@
 package dsl
 
 import (
-	"flag"
+	goldenflag "github.com/pqvc/pqvc/internal/golden"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,7 +10,7 @@ import (
 	"golang.org/x/tools/txtar"
 )
 
-var update = flag.Bool("update", false, "rewrite the canonical/error sections of testdata/graphs/dsl/*.txtar")
+var update = goldenflag.Update // shared, so `go test ./... -update` works in every package
 
 const goldenDir = "../testdata/graphs/dsl"
 

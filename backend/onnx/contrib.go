@@ -1,7 +1,6 @@
 package onnx
 
 import (
-
 	"github.com/pqvc/pqvc/internal/onnxpb"
 	"github.com/pqvc/pqvc/ir"
 )

@@ -1,8 +1,8 @@
 package fuse_test
 
 import (
-	"flag"
 	"fmt"
+	goldenflag "github.com/pqvc/pqvc/internal/golden"
 	"math"
 	"os"
 	"path/filepath"
@@ -18,7 +18,7 @@ import (
 	"github.com/pqvc/pqvc/runtime"
 )
 
-var update = flag.Bool("update", false, "rewrite the want.ir and error sections of testdata/graphs/fuse/*.txtar")
+var update = goldenflag.Update // shared, so `go test ./... -update` works in every package
 
 // TestGolden runs testdata/graphs/fuse/*.txtar: sections recipe (one pass a
 // line, name=value options, [a, b] lists), input.ir, and want.ir or error.

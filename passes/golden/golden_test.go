@@ -2,8 +2,8 @@ package golden_test
 
 import (
 	"bytes"
-	"flag"
 	"fmt"
+	goldenflag "github.com/pqvc/pqvc/internal/golden"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -20,7 +20,7 @@ import (
 	_ "github.com/pqvc/pqvc/passes/builtin"
 )
 
-var update = flag.Bool("update", false, "rewrite the want.ir and error sections of testdata/graphs/*/*.txtar")
+var update = goldenflag.Update // shared, so `go test ./... -update` works in every package
 
 const root = "../../testdata/graphs"
 

@@ -1,8 +1,8 @@
 package prune_test
 
 import (
-	"flag"
 	"fmt"
+	goldenflag "github.com/pqvc/pqvc/internal/golden"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -17,7 +17,7 @@ import (
 	_ "github.com/pqvc/pqvc/passes/prune"
 )
 
-var update = flag.Bool("update", false, "rewrite the want.ir and error sections of testdata/graphs/prune/*.txtar")
+var update = goldenflag.Update // shared, so `go test ./... -update` works in every package
 
 // TestGolden runs testdata/graphs/prune/*.txtar in the format of
 // passes/golden (recipe, input.ir, want.ir or error). It lives here

@@ -7,8 +7,8 @@ package quant_test
 // so static quantization is covered by the tests that supply it.
 
 import (
-	"flag"
 	"fmt"
+	goldenflag "github.com/pqvc/pqvc/internal/golden"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -22,7 +22,7 @@ import (
 	_ "github.com/pqvc/pqvc/passes/canon"
 )
 
-var update = flag.Bool("update", false, "rewrite want.ir and error sections of this package's goldens")
+var update = goldenflag.Update // shared, so `go test ./... -update` works in every package
 
 func TestGolden(t *testing.T) {
 	for _, dir := range []string{"quantize", "fold_qdq", "calibrate"} {
