@@ -1,0 +1,6 @@
+package prune_test
+
+// The -update flag is shared by every test package, so that
+// `go test ./... -update` is accepted here as well as in the packages with
+// golden files.
+import _ "github.com/pqvc/pqvc/internal/golden"
