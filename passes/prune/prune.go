@@ -70,7 +70,10 @@ type Stats struct {
 	ParamsBefore int64            `json:"params_before"`
 	ParamsAfter  int64            `json:"params_after"`
 	Removed      map[string]int   `json:"removed"` // units removed per group
-	Pruned       map[string][]int `json:"-"`       // which units, per group
+	Pruned       map[string][]int `json:"pruned"`  // which units, per group
+	// Scores are the importance of every unit, per group, as ranked: the
+	// importance analysis's or magnitude (report.json carries them).
+	Scores map[string][]float64 `json:"scores"`
 	Widths       map[string][]int `json:"widths"`  // kind → [before, after] of the first group
 	Groups       int              `json:"groups"`  // groups considered
 	Ignored      []string         `json:"ignored"` // groups left alone by ignore
@@ -173,6 +176,12 @@ func Prune(g *ir.Graph, opts Options, score Scorer) (*Stats, error) {
 		}
 		if len(scores) != len(use) {
 			return nil, fmt.Errorf("prune %s: scorer returned %d score lists for %d groups", kind, len(scores), len(use))
+		}
+		if stats.Scores == nil {
+			stats.Scores = map[string][]float64{}
+		}
+		for k, grp := range use {
+			stats.Scores[grp.Name] = scores[k]
 		}
 		scope := opts.Scope
 		if kind == KindHeadDim || kind == KindEmbed {
