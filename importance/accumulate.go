@@ -42,6 +42,12 @@ func Accumulate(g *ir.Graph, ds *data.Dataset, batchSize, batches int, loss Loss
 	if err := ds.CheckInput(in); err != nil {
 		return nil, fmt.Errorf("importance: %w", err)
 	}
+	if d := in.Type.Shape[0]; d.IsStatic() && d.C > 0 {
+		// A static-batch export takes exactly its batch size; keep the
+		// number of images about the same.
+		batches = max(1, batches*batchSize/int(d.C))
+		batchSize = int(d.C)
+	}
 	var teacher *runtime.Program // the KL teacher, or g itself for pseudo-labels
 	switch loss.Kind {
 	case "ce":

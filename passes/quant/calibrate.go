@@ -158,11 +158,18 @@ func calibrate(g *ir.Graph, ds *data.Dataset, o CalibOptions) (map[*ir.Value]Ran
 	if o.Samples > 0 {
 		n = min(n, o.Samples)
 	}
-	nb := (n + o.Batch - 1) / o.Batch
+	bs := o.Batch
+	if d := g.Inputs[0].Type.Shape[0]; d.IsStatic() && d.C > 0 {
+		// A static-batch export takes exactly its batch size, and only
+		// whole batches of it.
+		bs = int(d.C)
+		n -= n % bs
+	}
+	nb := (n + bs - 1) / bs
 	bar := newBar(nb*sweeps, "calibrate "+o.Method)
 	for sweep := range sweeps {
 		for b := range nb {
-			x := batch(ds.X, b*o.Batch, min(n, (b+1)*o.Batch))
+			x := batch(ds.X, b*bs, min(n, (b+1)*bs))
 			observe := func(v *ir.Value, t *ir.Tensor) {
 				if s := stats[v]; s != nil {
 					s.add(t.F32(), sweep, o)
