@@ -1,15 +1,15 @@
 // Command prune reproduces the pruning figures of the Pruning issue:
 //
-//	go run ./bench/prune [-part acc|deit|time|all] [-runs 20]
+//		go run ./bench/prune [-part acc|deit|time|all] [-runs 20]
 //
-//   - acc: top-1 on the shipped Fashion-MNIST DeiT after pruning at 0,
-//     4.6875, 9.375, 18.75 and 25% for every criterion, with and without
-//     reconstruct (our runtime, 2000 real test images);
-//   - deit: DeiT-tiny in three exporter styles at 9.375% channels and with
-//     1 of 3 heads pruned: params and ONNX Runtime latency against the
-//     unpruned model, measured in the same run (1 thread, median);
-//   - time: wall time of Taylor importance (32 images) plus pruning on
-//     DeiT-tiny and DeiT-base, and peak RSS.
+//	  - acc: top-1 on the shipped Fashion-MNIST DeiT after pruning at 0,
+//	    4.6875, 9.375, 18.75 and 25% for every criterion, with and without
+//	    reconstruct (our runtime, 2000 real test images);
+//	  - deit: DeiT-tiny in three exporter styles at 9.375% channels and with
+//	    1 of 3 heads pruned: params and ONNX Runtime latency against the
+//	    unpruned model, measured in the same run (1 thread, median);
+//	  - time: wall time of Taylor importance (32 images) plus pruning on
+//	    DeiT-tiny and DeiT-base, and peak RSS.
 package main
 
 import (
