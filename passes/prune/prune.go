@@ -73,11 +73,11 @@ type Stats struct {
 	Pruned       map[string][]int `json:"pruned"`  // which units, per group
 	// Scores are the importance of every unit, per group, as ranked: the
 	// importance analysis's or magnitude (report.json carries them).
-	Scores map[string][]float64 `json:"scores"`
-	Widths       map[string][]int `json:"widths"`  // kind → [before, after] of the first group
-	Groups       int              `json:"groups"`  // groups considered
-	Ignored      []string         `json:"ignored"` // groups left alone by ignore
-	Criterion    string           `json:"criterion"`
+	Scores    map[string][]float64 `json:"scores"`
+	Widths    map[string][]int     `json:"widths"`  // kind → [before, after] of the first group
+	Groups    int                  `json:"groups"`  // groups considered
+	Ignored   []string             `json:"ignored"` // groups left alone by ignore
+	Criterion string               `json:"criterion"`
 	// Reconstruct holds each re-fitted projection's relative output error
 	// before and after its fit.
 	Reconstruct map[string][2]float64 `json:"reconstruct,omitempty"`
