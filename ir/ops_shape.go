@@ -2,6 +2,7 @@ package ir
 
 import (
 	"fmt"
+	"math"
 	"slices"
 )
 
@@ -55,7 +56,7 @@ func init() {
 			l, ok2 := ConstFloats(v.Arg(1))
 			d, ok3 := ConstFloats(v.Arg(2))
 			if ok1 && ok2 && ok3 && len(s) == 1 && len(l) == 1 && len(d) == 1 && d[0] != 0 {
-				n := int64(max(0, ceil((l[0]-s[0])/d[0])))
+				n := int64(max(0, math.Ceil((l[0]-s[0])/d[0])))
 				return Type{t.DType, StaticShape(n)}, nil
 			}
 			return Type{t.DType, Shape{Unknown}}, nil
@@ -77,14 +78,6 @@ func init() {
 			}
 			return Type{t.DType, out}, nil
 		}})
-}
-
-func ceil(x float64) float64 {
-	i := float64(int64(x))
-	if i < x {
-		return i + 1
-	}
-	return i
 }
 
 // shapeArg reads a shape-valued argument (arg index i-1… kept 1-based in

@@ -3,7 +3,9 @@ package ir
 import (
 	"fmt"
 	"io"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -93,13 +95,7 @@ func (g *Graph) String() string {
 	return b.String()
 }
 
-func sortedKeys(m map[string]string) []string {
-	a := make(Attrs, len(m))
-	for k := range m {
-		a[k] = ""
-	}
-	return a.Keys()
-}
+func sortedKeys(m map[string]string) []string { return slices.Sorted(maps.Keys(m)) }
 
 // FormatFloat prints a float32 in shortest round-trip form that always reads
 // back as a float (it has '.', 'e', "inf" or "nan").

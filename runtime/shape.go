@@ -3,6 +3,7 @@ package runtime
 import (
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/pqvc/pqvc/ir"
 )
@@ -514,7 +515,7 @@ func rangeOp(x *execCtx, v *ir.Value, args []*ir.Tensor) (*ir.Tensor, error) {
 	if p[2] == 0 {
 		return nil, errors.New("range delta is 0")
 	}
-	n := int64(max(0, ceilF((p[1]-p[0])/p[2])))
+	n := int64(max(0, math.Ceil((p[1]-p[0])/p[2])))
 	if n > ir.MaxElements {
 		return nil, fmt.Errorf("range of %d elements", n)
 	}
@@ -523,14 +524,6 @@ func rangeOp(x *execCtx, v *ir.Value, args []*ir.Tensor) (*ir.Tensor, error) {
 		vals[i] = p[0] + float64(i)*p[2]
 	}
 	return castTo(&ir.Tensor{DType: ir.F64, Shape: []int64{n}, Data: vals}, v.Type.DType)
-}
-
-func ceilF(x float64) float64 {
-	i := float64(int64(x))
-	if i < x {
-		return i + 1
-	}
-	return i
 }
 
 func tile(x *execCtx, v *ir.Value, args []*ir.Tensor) (*ir.Tensor, error) {
