@@ -24,6 +24,7 @@ func SplitDomain(op string) (domain, opType string) {
 // ContribOps lists the IR's com.microsoft ops, by IR name.
 var ContribOps = []string{
 	MSDomain + ".Gelu", MSDomain + ".BiasGelu", MSDomain + ".MultiHeadAttention", MSDomain + ".Attention",
+	MSDomain + ".DynamicQuantizeMatMul", MSDomain + ".MatMulIntegerToFloat",
 }
 
 func init() {
@@ -42,6 +43,51 @@ func init() {
 		Infer: func(v *Value) (Type, error) {
 			return inferAttention(v, 1, -1)
 		}})
+	RegisterOp(&OpDef{Name: MSDomain + ".DynamicQuantizeMatMul", MinArgs: 3, MaxArgs: 5, Pure: true, Quantized: true,
+		Doc: "ONNX Runtime's MatMul of A (f32, quantized to u8 at run time as DynamicQuantizeLinear does) by int8 B: A, B, b_scale, b_zero_point, bias",
+		Infer: func(v *Value) (Type, error) { return inferIntToFloat(v, 2, 3, 4) }})
+	RegisterOp(&OpDef{Name: MSDomain + ".MatMulIntegerToFloat", MinArgs: 4, MaxArgs: 7, Pure: true, Quantized: true,
+		Doc: "ONNX Runtime's (A − a_zero_point)·(B − b_zero_point)·a_scale·b_scale + bias in f32: A, B, a_scale, b_scale, a_zero_point, b_zero_point, bias",
+		Infer: func(v *Value) (Type, error) { return inferIntToFloat(v, 3, 5, 6) }})
+}
+
+// inferIntToFloat types DynamicQuantizeMatMul and MatMulIntegerToFloat: the
+// numpy-matmul shape of A and a 2-D 8-bit B, in f32. The B scale (argument
+// si) and zero point (zi) are scalars or one per column; the bias (bi) is
+// one per column.
+func inferIntToFloat(v *Value, si, zi, bi int) (Type, error) {
+	a, err := argType(v, 0)
+	if err != nil {
+		return Type{}, err
+	}
+	b, err := argType(v, 1)
+	if err != nil {
+		return Type{}, err
+	}
+	if b.Rank() != 2 || (b.DType != I8 && b.DType != U8) {
+		return Type{}, fmt.Errorf("B is %v, want a 2-D i8 or u8 matrix", b)
+	}
+	s, err := MatMulShape(a.Shape, b.Shape)
+	if err != nil {
+		return Type{}, err
+	}
+	n := b.Shape[1]
+	for _, i := range []int{si, zi, bi} {
+		p := v.Arg(i)
+		if p == nil {
+			continue
+		}
+		if p.Type.Rank() > 1 || (p.Type.Rank() == 1 && p.Type.Shape[0] != n && p.Type.Shape[0] != Static(1)) {
+			return Type{}, fmt.Errorf("argument %d is %v, want a scalar or [%v]", i, p.Type, n)
+		}
+		if i == bi && p.Type.DType != F32 {
+			return Type{}, fmt.Errorf("bias is %v, want f32", p.Type.DType)
+		}
+		if i == zi && p.Type.DType != b.DType {
+			return Type{}, fmt.Errorf("B zero point is %v, B is %v", p.Type.DType, b.DType)
+		}
+	}
+	return Type{F32, s}, nil
 }
 
 // inferAttention types MultiHeadAttention (value arg vi, whose last dim is

@@ -70,7 +70,7 @@ func numel(s Shape) int64 {
 // matrix products or convolutions).
 func MACs(v *Value) int64 {
 	switch v.Op {
-	case "MatMul", "MatMulInteger", "QLinearMatMul":
+	case "MatMul", "MatMulInteger", "QLinearMatMul", MSDomain + ".DynamicQuantizeMatMul", MSDomain + ".MatMulIntegerToFloat":
 		a := v.Arg(0)
 		if a == nil || a.Type.Rank() == 0 {
 			return 0

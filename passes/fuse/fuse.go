@@ -12,6 +12,8 @@
 //	attention  the scaled-dot-product attention subgraph (timm, HF, torchvision) →
 //	           com.microsoft.Attention (projection included) or MultiHeadAttention (target=ort only)
 //	transpose  Transpose∘Transpose → one Transpose; a Transpose feeding Gemm → transA/transB
+//	qmatmul    int8 MatMulInteger → Cast → Mul (+ bias) after quantize → com.microsoft.DynamicQuantizeMatMul
+//	           or MatMulIntegerToFloat (target=ort only)
 //
 // Requires: a canonicalized graph (canonicalize first): the rules read
 // shapes, scales and epsilons as constants and expect one spelling of each
@@ -32,7 +34,9 @@ import (
 )
 
 const fuseDoc = `fuse: replace exporter subgraphs with fused ops (LayerNorm, GELU, Gemm, QKV, attention)
-Patterns: layernorm, gelu, gemm, qkv, attention, transpose (all by default).
+Patterns: layernorm, gelu, gemm, qkv, attention, transpose, qmatmul (all by
+default). qmatmul fuses quantize's int8 MatMuls into ONNX Runtime's
+DynamicQuantizeMatMul / MatMulIntegerToFloat: run fuse again after quantize.
 target=ort (the default) may emit ONNX Runtime's com.microsoft ops (Gelu,
 Attention, MultiHeadAttention); target=onnx keeps to default-domain ONNX
 (Gelu then needs opset 20) and skips attention. attention=mha keeps the QKV
@@ -50,7 +54,7 @@ const (
 // Options configure fuse.
 type Options struct {
 	Target   string   `pqv:"target" enum:"ort|onnx" doc:"runtime the fused ops are for: ort may use com.microsoft ops"`
-	Patterns []string `pqv:"patterns" doc:"patterns to apply (layernorm, gelu, gemm, qkv, attention, transpose); empty: all"`
+	Patterns []string `pqv:"patterns" doc:"patterns to apply (layernorm, gelu, gemm, qkv, attention, transpose, qmatmul); empty: all"`
 	// Attention picks the attention op for target=ort: packed lets
 	// com.microsoft.Attention absorb a constant QKV projection; mha always
 	// emits MultiHeadAttention, keeping the projection a MatMul that later
@@ -118,6 +122,7 @@ var patternList = []pattern{
 	{"qkv", qkvRules},
 	{"attention", attentionRules},
 	{"gemm", gemmRules},
+	{"qmatmul", qmatmulRules},
 }
 
 // Patterns lists the pattern names in application order.

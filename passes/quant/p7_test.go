@@ -16,6 +16,7 @@ import (
 	"github.com/pqvc/pqvc/internal/tensorio"
 	"github.com/pqvc/pqvc/ir"
 	"github.com/pqvc/pqvc/passes"
+	_ "github.com/pqvc/pqvc/passes/fuse"
 	_ "github.com/pqvc/pqvc/passes/quant"
 	"github.com/pqvc/pqvc/runtime"
 )
@@ -38,6 +39,9 @@ var p7Recipes = []struct{ name, recipe string }{
 	{"static_moving_average", "calibrate moving_average\nquantize int8 mode=static\nfold_qdq"},
 	{"static_pc_lower", "calibrate minmax\nquantize int8 mode=static per_channel=true\nfold_qdq lower=true"},
 	{"static_arm", "calibrate minmax\nquantize int8 mode=static target=arm per_channel=true\nfold_qdq"},
+	// ONNX Runtime's fused int8 ops (fuse's qmatmul pattern).
+	{"dynamic_fused", "quantize int8 mode=dynamic\nfuse patterns=[qmatmul]"},
+	{"static_pc_lower_fused", "calibrate minmax\nquantize int8 mode=static per_channel=true\nfold_qdq lower=true\nfuse patterns=[qmatmul]"},
 }
 
 func loadP7(t *testing.T) (*ir.Graph, *data.Dataset, *data.Dataset) {
