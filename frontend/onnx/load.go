@@ -38,9 +38,21 @@ func Load(path string) (*ir.Graph, error) {
 	if st.IsDir() {
 		return nil, fmt.Errorf("%s: is a directory, not an ONNX file", path)
 	}
-	// ReadFile sizes its buffer from the file: no growth slack on a 330 MB
-	// model. The buffer is dead once decoded, so peak memory is about the
-	// file plus its decoded weights.
+	// Large models stream (stream.go): peak memory is about the decoded
+	// weights, not the file plus its weights. Anything the streaming reader
+	// does not expect falls back to reading the whole file, whose errors
+	// name what is wrong.
+	if f, err := os.Open(path); err == nil && st.Size() > 0 {
+		m, err := readModel(f, st.Size())
+		f.Close()
+		if err == nil {
+			g, err := FromProto(m, filepath.Dir(path))
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", path, err)
+			}
+			return g, nil
+		}
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
