@@ -194,36 +194,40 @@ func convert[A, B int8 | uint8 | int32 | int64 | float32 | float64](in []A) []B 
 
 // RawBytes encodes the data little-endian, as ONNX raw_data does.
 func (t *Tensor) RawBytes() []byte {
-	buf := make([]byte, 0, t.Bytes())
+	return t.appendRaw(make([]byte, 0, t.Bytes()), 0, t.Len())
+}
+
+// appendRaw appends elements lo to hi of the data, little-endian.
+func (t *Tensor) appendRaw(buf []byte, lo, hi int) []byte {
 	switch d := t.Data.(type) {
 	case []float32:
-		for _, v := range d {
+		for _, v := range d[lo:hi] {
 			buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
 		}
 	case []float64:
-		for _, v := range d {
+		for _, v := range d[lo:hi] {
 			buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(v))
 		}
 	case []uint16:
-		for _, v := range d {
+		for _, v := range d[lo:hi] {
 			buf = binary.LittleEndian.AppendUint16(buf, v)
 		}
 	case []int8:
-		for _, v := range d {
+		for _, v := range d[lo:hi] {
 			buf = append(buf, byte(v))
 		}
 	case []uint8:
-		buf = append(buf, d...)
+		buf = append(buf, d[lo:hi]...)
 	case []int32:
-		for _, v := range d {
+		for _, v := range d[lo:hi] {
 			buf = binary.LittleEndian.AppendUint32(buf, uint32(v))
 		}
 	case []int64:
-		for _, v := range d {
+		for _, v := range d[lo:hi] {
 			buf = binary.LittleEndian.AppendUint64(buf, uint64(v))
 		}
 	case []bool:
-		for _, v := range d {
+		for _, v := range d[lo:hi] {
 			if v {
 				buf = append(buf, 1)
 			} else {
@@ -234,6 +238,9 @@ func (t *Tensor) RawBytes() []byte {
 	return buf
 }
 
+// hashChunk is how many elements Digest encodes at a time.
+const hashChunk = 1 << 14
+
 // Digest is a stable content hash (dtype, shape, data), used by the printer
 // for large constants and by CSE to compare constants cheaply.
 func (t *Tensor) Digest() string {
@@ -243,7 +250,13 @@ func (t *Tensor) Digest() string {
 	t.hashOnce.Do(func() {
 		h := sha256.New()
 		fmt.Fprintf(h, "%v%v", t.DType, t.Shape)
-		h.Write(t.RawBytes())
+		// In chunks: a whole-tensor copy per constant would double a large
+		// model's memory while the printer hashes it.
+		var buf []byte
+		for lo, n := 0, t.Len(); lo < n; lo += hashChunk {
+			buf = t.appendRaw(buf[:0], lo, min(n, lo+hashChunk))
+			h.Write(buf)
+		}
 		t.hash = hex.EncodeToString(h.Sum(nil))[:16]
 	})
 	return t.hash

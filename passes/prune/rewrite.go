@@ -127,7 +127,14 @@ func apply(g *ir.Graph, labs []*labeling, p *plan) error {
 			if changed {
 				nv := g.AddConst(v.Name, t)
 				v.ReplaceUses(nv)
-				dead = append(dead, v)
+				// Drop the unpruned weights now rather than after the
+				// loop, so that old and new copies of a large model's
+				// weights are never all alive at once.
+				if g.Remove(v) == nil {
+					v.Const = nil
+				} else {
+					dead = append(dead, v)
+				}
 			}
 		case v.Op == "Reshape":
 			target, ok := ir.ConstInts(v.Arg(1))
