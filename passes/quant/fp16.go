@@ -47,7 +47,11 @@ func toFP16(g *ir.Graph, o QuantizeOptions) (*Stats, error) {
 			continue
 		}
 		def := ir.LookupOp(v.Op)
-		keep := slices.Contains(o.Block, v.Op) || def != nil && def.Quantized || v.Op == "Cast"
+		// ONNX Runtime's CPU contrib kernels (Attention, MultiHeadAttention,
+		// Gelu, …) are registered for float only, so a fused graph keeps
+		// them in f32 with Casts around.
+		contrib, _ := ir.SplitDomain(v.Op)
+		keep := slices.Contains(o.Block, v.Op) || def != nil && def.Quantized || v.Op == "Cast" || contrib != ""
 		for i, a := range v.Args() {
 			if a == nil {
 				continue
