@@ -34,10 +34,11 @@ var variants = []struct{ name, recipe string }{
 	{"fp32 original", ""},
 	{"fp32 fused", "canonicalize\nfuse"},
 	{"int8 dynamic", "canonicalize\nquantize int8 mode=dynamic"},
-	{"int8 static", "canonicalize\ncalibrate minmax\nquantize int8 mode=static\nfold_qdq"},
-	{"int8 static per-channel", "canonicalize\ncalibrate minmax\nquantize int8 mode=static per_channel=true\nfold_qdq"},
-	{"pruned 9.375% + int8 dynamic + fused", "canonicalize\nprune channels ratio=9.375%\nfuse attention=mha\nquantize int8 mode=dynamic"},
-	{"pruned 9.375% + int8 static + fused", "canonicalize\nprune channels ratio=9.375%\ncalibrate minmax\nquantize int8 mode=static\nfold_qdq\nfuse"},
+	{"int8 dynamic + fused", "canonicalize\nfuse attention=mha\nquantize int8 mode=dynamic\nfuse"},
+	{"int8 static (QDQ)", "canonicalize\ncalibrate minmax\nquantize int8 mode=static\nfold_qdq"},
+	{"int8 static + fused", "canonicalize\nfuse attention=mha\ncalibrate minmax\nquantize int8 mode=static per_channel=true\nfold_qdq lower=true\nfuse"},
+	{"pruned 9.375% + int8 dynamic + fused", "canonicalize\nprune channels ratio=9.375%\nfuse attention=mha\nquantize int8 mode=dynamic\nfuse"},
+	{"pruned 9.375% + int8 static + fused", "canonicalize\nprune channels ratio=9.375%\nfuse attention=mha\ncalibrate minmax\nquantize int8 mode=static per_channel=true\nfold_qdq lower=true\nfuse"},
 }
 
 func main() {
