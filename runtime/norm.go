@@ -203,6 +203,11 @@ func reduce(x *execCtx, v *ir.Value, args []*ir.Tensor) (*ir.Tensor, error) {
 	if f, ok := a.Data.([]float32); ok && len(axes) == 1 && axes[0] == len(a.Shape)-1 {
 		return reduceLastF32(v.Op, f, a.Shape, kept)
 	}
+	if f, ok := a.Data.([]float32); ok && len(axes) == len(a.Shape) {
+		// A reduction over everything (dynamic quantization's ranges) is a
+		// reduction of the last axis of the flattened tensor.
+		return reduceLastF32(v.Op, f, []int64{int64(len(f))}, kept)
+	}
 	src, err := a.AsFloat64s()
 	if err != nil {
 		return nil, err
