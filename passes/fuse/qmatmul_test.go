@@ -8,7 +8,7 @@ import (
 	"github.com/pqvc/pqvc/ir"
 	"github.com/pqvc/pqvc/passes"
 	"github.com/pqvc/pqvc/passes/fuse"
-	_ "github.com/pqvc/pqvc/passes/quant"
+	"github.com/pqvc/pqvc/passes/quant"
 	"github.com/pqvc/pqvc/runtime"
 )
 
@@ -68,12 +68,28 @@ func TestQMatMul(t *testing.T) {
 			if ops["QuantizeLinear"] != 0 && c.name != "static_lowered" {
 				t.Errorf("%d run-time QuantizeLinear left after fusing dynamic MatMuls", ops["QuantizeLinear"])
 			}
-			after := logits(t, g, x)
-			for i := range before {
-				if before[i] != after[i] {
-					t.Fatalf("logit %d changed: %g → %g", i, before[i], after[i])
+			same := func(what string) {
+				t.Helper()
+				after := logits(t, g, x)
+				for i := range before {
+					if before[i] != after[i] {
+						t.Fatalf("%s: logit %d changed: %g → %g", what, i, before[i], after[i])
+					}
 				}
 			}
+			same("fused")
+			// Backends other than ORT expand the contrib ops again.
+			n, err := quant.ExpandContrib(g)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := ir.Verify(g); err != nil {
+				t.Fatal(err)
+			}
+			if ops := ir.ComputeStats(g).Ops; n != integer || ops[c.op] != 0 || ops["MatMulInteger"] != integer {
+				t.Errorf("expanded %d of %d; %d %s and %d MatMulInteger after", n, integer, ops[c.op], c.op, ops["MatMulInteger"])
+			}
+			same("expanded")
 		})
 	}
 }

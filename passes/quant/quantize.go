@@ -362,26 +362,13 @@ func (q *quantizer) dynamic(v *ir.Value) (bool, error) {
 	}
 	g := q.g
 	wc := g.AddConst(q.name(w.Name, "quantized"), wq)
-	acc, err := g.Add("MatMulInteger", q.name(v.Name, "MatMulInteger"), ir.Attrs{}, p.x, wc, p.zp)
+	var b *ir.Value
+	if v.Op == "Gemm" {
+		b = v.Arg(2)
+	}
+	y, err := q.integerMatMul(v.Name, p.x, p.zp, p.scale, wc, g.AddConst(q.name(w.Name, "scale"), ws), nil, b)
 	if err != nil {
 		return false, err
-	}
-	f, err := g.Add("Cast", q.name(v.Name, "cast"), ir.Attrs{"to": "f32"}, acc)
-	if err != nil {
-		return false, err
-	}
-	sc, err := g.Add("Mul", q.name(v.Name, "scale"), ir.Attrs{}, p.scale, g.AddConst(q.name(w.Name, "scale"), ws))
-	if err != nil {
-		return false, err
-	}
-	y, err := g.Add("Mul", q.name(v.Name, "rescaled"), ir.Attrs{}, f, sc)
-	if err != nil {
-		return false, err
-	}
-	if b := v.Arg(2); v.Op == "Gemm" && b != nil {
-		if y, err = g.Add("Add", q.name(v.Name, "bias"), ir.Attrs{}, y, b); err != nil {
-			return false, err
-		}
 	}
 	if !y.Type.Equal(v.Type) {
 		return false, fmt.Errorf("rewrite gives %v, want %v", y.Type, v.Type)
