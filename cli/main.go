@@ -6,6 +6,7 @@ package cli
 import (
 	_ "github.com/pqvc/pqvc/backend/gocode" // the go emit format
 	_ "github.com/pqvc/pqvc/backend/onnx"   // the onnx emit format
+	_ "github.com/pqvc/pqvc/backend/ptl"    // the ptl emit format
 	_ "github.com/pqvc/pqvc/passes/builtin" // every built-in pass
 
 	"errors"
