@@ -7,6 +7,7 @@ import (
 	"path"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/pqvc/pqvc/ir"
@@ -33,6 +34,15 @@ embed are always ranked locally. Nothing removes a block's last head. The
 attention scale (1/sqrt(head_dim)) is left as trained: changing it would
 change what the remaining dims compute.
 
+ratios gives groups their own ratio, as "GLOB=RATIO" strings on group
+names (block0.heads, block0.head_dim, block0.mlp, embed): the first
+pattern that matches wins and other groups use ratio. Groups whose ratio
+is 0 are left alone, and with ratio=0 a kind none of whose groups is named
+is skipped, so prune all ratios=["block2.mlp=25%", "block3.heads=50%"]
+removes exactly those units in one step (one step, so the importance
+scores computed on the unpruned graph rank every group). ratios needs
+scope=local.
+
 reconstruct=true (needs calibration data) then re-fits each pruned
 block's output projection by ridge least squares so it reproduces the
 unpruned projection's output on calib_images images.
@@ -44,11 +54,14 @@ every channel of a group.`
 
 // Options configure prune.
 type Options struct {
-	Unit      string   `pqv:"unit,positional" enum:"channels|heads|head_dim|mlp|embed|all" doc:"what to remove"`
-	Ratio     float64  `pqv:"ratio" min:"0" max:"1" doc:"fraction of each group's units to remove"`
-	Scope     string   `pqv:"scope" enum:"local|global|isomorphic" doc:"which units are ranked against each other"`
-	RoundTo   int      `pqv:"round_to" min:"1" doc:"keep a multiple of this many units per group"`
-	Ignore    []string `pqv:"ignore" doc:"glob patterns on group and weight names to leave alone"`
+	Unit    string   `pqv:"unit,positional" enum:"channels|heads|head_dim|mlp|embed|all" doc:"what to remove"`
+	Ratio   float64  `pqv:"ratio" min:"0" max:"1" doc:"fraction of each group's units to remove"`
+	Scope   string   `pqv:"scope" enum:"local|global|isomorphic" doc:"which units are ranked against each other"`
+	RoundTo int      `pqv:"round_to" min:"1" doc:"keep a multiple of this many units per group"`
+	Ignore  []string `pqv:"ignore" doc:"glob patterns on group and weight names to leave alone"`
+	// Ratios gives groups their own ratio: "PATTERN=RATIO" entries, the
+	// first whose glob matches a group's name wins; other groups use Ratio.
+	Ratios    []string `pqv:"ratios" doc:"per-group ratios, \"GLOB=RATIO\" on group names (block2.mlp=25%); first match wins, others use ratio"`
 	Criterion string   `pqv:"criterion" enum:"magnitude|l1" doc:"how units are scored when no importance scores are given"`
 	// Reconstruct re-fits each pruned block's output projection (attention
 	// proj, MLP fc2) by least squares on calibration images so it
@@ -142,6 +155,17 @@ func Prune(g *ir.Graph, opts Options, score Scorer) (*Stats, error) {
 		l1 := opts.Criterion == "l1"
 		score = func(gs []Group) ([][]float64, error) { return Magnitude(gs, l1) }
 	}
+	perGroup, err := parseRatios(opts.Ratios)
+	if err != nil {
+		return nil, err
+	}
+	if len(perGroup) > 0 && opts.Scope != "local" && opts.Scope != "" {
+		return nil, fmt.Errorf("prune: ratios needs scope=local, not %s (per-group ratios rank each group alone)", opts.Scope)
+	}
+	// With per-group ratios and ratio 0, only the named groups are pruned:
+	// a kind the graph lacks (embed in a model whose analysis could not
+	// find it) is then no error.
+	onlyNamed := len(perGroup) > 0 && opts.Ratio == 0
 	st, err := Analyze(g)
 	if err != nil {
 		return nil, fmt.Errorf("prune: %w", err)
@@ -151,6 +175,9 @@ func Prune(g *ir.Graph, opts Options, score Scorer) (*Stats, error) {
 	var labs []*labeling
 	for _, kind := range kinds(opts.Unit) {
 		groups, err := st.Groups(kind)
+		if onlyNamed && (err != nil || len(groups) == 0) {
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("prune %s: %w", kind, err)
 		}
@@ -159,12 +186,17 @@ func Prune(g *ir.Graph, opts Options, score Scorer) (*Stats, error) {
 		}
 		var use []Group
 		var idx []int
+		var ratios []float64
 		for i, grp := range groups {
 			if ignored(grp, opts.Ignore) {
 				stats.Ignored = append(stats.Ignored, grp.Name)
 				continue
 			}
-			use, idx = append(use, grp), append(idx, i)
+			r := perGroup.ratio(grp.Name, opts.Ratio)
+			if r == 0 && len(perGroup) > 0 {
+				continue // nothing to remove: not analysed, scored or rewritten
+			}
+			use, idx, ratios = append(use, grp), append(idx, i), append(ratios, r)
 		}
 		stats.Groups += len(use)
 		if len(use) == 0 {
@@ -191,7 +223,12 @@ func Prune(g *ir.Graph, opts Options, score Scorer) (*Stats, error) {
 		if kind == KindHeads {
 			roundTo = 1 // round_to is about channel counts, not head counts
 		}
-		removed, err := choose(kind, use, scores, opts.Ratio, roundTo, scope)
+		var removed []map[int]bool
+		if len(perGroup) > 0 {
+			removed, err = chooseEach(kind, use, scores, ratios, roundTo)
+		} else {
+			removed, err = choose(kind, use, scores, opts.Ratio, roundTo, scope)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("prune %s: %w", kind, err)
 		}
@@ -369,6 +406,67 @@ func choose(kind string, groups []Group, scores [][]float64, ratio float64, roun
 			}
 			return nil, fmt.Errorf("ratio %g would remove every %s of some of %s", ratio, noun, strings.Join(names, ", "))
 		}
+	}
+	return removed, nil
+}
+
+// groupRatio is one "GLOB=RATIO" entry of the ratios option.
+type groupRatio struct {
+	pattern string
+	ratio   float64
+}
+
+type groupRatios []groupRatio
+
+// parseRatios reads the ratios option: "GLOB=RATIO" with RATIO a fraction
+// (0.25) or a percentage (25%), in [0, 1).
+func parseRatios(entries []string) (groupRatios, error) {
+	var out groupRatios
+	for _, e := range entries {
+		pat, val, ok := strings.Cut(e, "=")
+		pat, val = strings.TrimSpace(pat), strings.TrimSpace(val)
+		if !ok || pat == "" || val == "" {
+			return nil, fmt.Errorf("prune: ratios entry %q: want GLOB=RATIO, like block2.mlp=25%%", e)
+		}
+		if _, err := path.Match(pat, ""); err != nil {
+			return nil, fmt.Errorf("prune: ratios entry %q: bad pattern: %w", e, err)
+		}
+		scale := 1.0
+		if v, pct := strings.CutSuffix(val, "%"); pct {
+			val, scale = v, 0.01
+		}
+		r, err := strconv.ParseFloat(val, 64)
+		if err != nil || math.IsNaN(r) {
+			return nil, fmt.Errorf("prune: ratios entry %q: %q is not a number", e, val)
+		}
+		r *= scale
+		if r < 0 || r >= 1 {
+			return nil, fmt.Errorf("prune: ratios entry %q: ratio must be in [0, 1), have %g", e, r)
+		}
+		out = append(out, groupRatio{pat, r})
+	}
+	return out, nil
+}
+
+// ratio is the ratio of the first entry matching name, else def.
+func (rs groupRatios) ratio(name string, def float64) float64 {
+	for _, r := range rs {
+		if ok, _ := path.Match(r.pattern, name); ok {
+			return r.ratio
+		}
+	}
+	return def
+}
+
+// chooseEach is choose with scope local and one ratio per group.
+func chooseEach(kind string, groups []Group, scores [][]float64, ratios []float64, roundTo int) ([]map[int]bool, error) {
+	removed := make([]map[int]bool, len(groups))
+	for i := range groups {
+		r, err := choose(kind, groups[i:i+1], scores[i:i+1], ratios[i], roundTo, "local")
+		if err != nil {
+			return nil, err
+		}
+		removed[i] = r[0]
 	}
 	return removed, nil
 }
