@@ -44,10 +44,10 @@ func init() {
 			return inferAttention(v, 1, -1)
 		}})
 	RegisterOp(&OpDef{Name: MSDomain + ".DynamicQuantizeMatMul", MinArgs: 3, MaxArgs: 5, Pure: true, Quantized: true,
-		Doc: "ONNX Runtime's MatMul of A (f32, quantized to u8 at run time as DynamicQuantizeLinear does) by int8 B: A, B, b_scale, b_zero_point, bias",
+		Doc:   "ONNX Runtime's MatMul of A (f32, quantized to u8 at run time as DynamicQuantizeLinear does) by int8 B: A, B, b_scale, b_zero_point, bias",
 		Infer: func(v *Value) (Type, error) { return inferIntToFloat(v, 2, 3, 4) }})
 	RegisterOp(&OpDef{Name: MSDomain + ".MatMulIntegerToFloat", MinArgs: 4, MaxArgs: 7, Pure: true, Quantized: true,
-		Doc: "ONNX Runtime's (A − a_zero_point)·(B − b_zero_point)·a_scale·b_scale + bias in f32: A, B, a_scale, b_scale, a_zero_point, b_zero_point, bias",
+		Doc:   "ONNX Runtime's (A − a_zero_point)·(B − b_zero_point)·a_scale·b_scale + bias in f32: A, B, a_scale, b_scale, a_zero_point, b_zero_point, bias",
 		Infer: func(v *Value) (Type, error) { return inferIntToFloat(v, 3, 5, 6) }})
 }
 
