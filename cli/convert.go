@@ -13,6 +13,7 @@ func init() {
 
 func runConvert(env *Env, args []string) error {
 	fs := flag.NewFlagSet("convert", flag.ContinueOnError)
+	refuse := refuseNonfiniteFlag(fs)
 	opset := fs.Int("opset", 0, "ONNX opset to write (0: the model's own, at least 13)")
 	pos, err := parse(env, fs, args, "convert IN.onnx OUT.onnx [--opset N]")
 	if err != nil {
@@ -21,7 +22,10 @@ func runConvert(env *Env, args []string) error {
 	if len(pos) != 2 {
 		return usagef("want IN and OUT, have %d arguments", len(pos))
 	}
-	g, err := loadModel(pos[0])
+	if err := checkOutputFile(pos[1]); err != nil {
+		return err
+	}
+	g, err := loadModelChecked(env, pos[0], *refuse)
 	if err != nil {
 		return err
 	}

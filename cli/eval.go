@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 
-	"github.com/pqvc/pqvc/data"
 	"github.com/pqvc/pqvc/eval"
 )
 
@@ -18,6 +17,7 @@ func runEval(env *Env, args []string) error {
 	dataPath := fs.String("data", "", "labelled data: .npz with x (float32 N×…) and y (int64 N)")
 	batch := fs.Int("batch", 32, "images per run")
 	limit := fs.Int("n", 0, "evaluate only the first n images (0: all)")
+	refuse := refuseNonfiniteFlag(fs)
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	pos, err := parse(env, fs, args, "eval MODEL.onnx --data D.npz [--batch N] [--json]")
 	if err != nil {
@@ -32,11 +32,11 @@ func runEval(env *Env, args []string) error {
 	if *batch < 1 {
 		return usagef("--batch must be at least 1")
 	}
-	g, err := loadModel(pos[0])
+	g, err := loadModelChecked(env, pos[0], *refuse)
 	if err != nil {
 		return err
 	}
-	ds, err := data.Load(*dataPath)
+	ds, err := loadData(*dataPath, g)
 	if err != nil {
 		return err
 	}

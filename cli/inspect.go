@@ -18,14 +18,15 @@ func runInspect(env *Env, args []string) error {
 	fs := flag.NewFlagSet("inspect", flag.ContinueOnError)
 	printIR := fs.Bool("ir", false, "print the textual IR")
 	asJSON := fs.Bool("json", false, "print one JSON object")
-	pos, err := parse(env, fs, args, "inspect [--ir] [--json] MODEL.onnx")
+	refuse := refuseNonfiniteFlag(fs)
+	pos, err := parse(env, fs, args, "inspect [--ir] [--json] [--refuse-nonfinite] MODEL.onnx")
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
 		return usagef("want one model file, have %d arguments", len(pos))
 	}
-	g, err := loadModel(pos[0])
+	g, err := loadModelChecked(env, pos[0], *refuse)
 	if err != nil {
 		return err
 	}

@@ -28,6 +28,8 @@ type RecipeOptions struct {
 	OutDir             string // output folder
 	DumpAfter          string // pass after which to write the IR
 	Verify             bool
+	RefuseNonfinite    bool // refuse a model with NaN/Inf weights instead of warning
+	Latency            bool // time the model before and after (pqvc runtime, and ONNX Runtime when installed)
 	Quiet              bool
 }
 
@@ -41,6 +43,8 @@ func runRecipe(env *Env, args []string) error {
 	fs.StringVar(&o.DumpAfter, "dump-after", "", "write the textual IR after this pass to OUT/after_PASS.ir")
 	fs.BoolVar(&o.Verify, "verify", true, "verify the IR after every transform")
 	fs.BoolVar(&o.Quiet, "q", false, "print only errors")
+	fs.BoolVar(&o.Latency, "latency", true, "time the model before and after for the report (batch 1, 1 thread)")
+	fs.BoolVar(&o.RefuseNonfinite, "refuse-nonfinite", false, "refuse a model whose weights hold NaN or Inf (default: warn)")
 	pos, err := parse(env, fs, args, "RECIPE.pqv [--model PATH] [--calib PATH] [--eval PATH] [-o DIR] [--dump-after=PASS] [--verify=false]")
 	if err != nil {
 		return err
@@ -72,50 +76,32 @@ func runRecipe(env *Env, args []string) error {
 // into o.OutDir, and returns the report.
 func RunRecipe(env *Env, path string, o RecipeOptions) (*Report, error) {
 	start := time.Now()
-	src, err := os.ReadFile(path)
+	rec, modelPath, calibPath, evalPath, err := parseRecipe(path, o)
 	if err != nil {
 		return nil, err
 	}
-	rec, err := dsl.Parse(path, src, backend.Names())
+	// Outputs go to a staging folder and move into o.OutDir only once the
+	// whole run has succeeded: a failure leaves earlier outputs untouched.
+	st, err := newStaging(o.OutDir)
 	if err != nil {
 		return nil, err
 	}
-	base := filepath.Dir(path)
-	pick := func(flagVal, recipeVal string) string {
-		if flagVal != "" {
-			return flagVal
-		}
-		if recipeVal == "" || filepath.IsAbs(recipeVal) {
-			return recipeVal
-		}
-		return filepath.Join(base, recipeVal)
-	}
-	modelPath, calibPath, evalPath := pick(o.Model, rec.Model), pick(o.Calib, rec.Calib), pick(o.Eval, rec.Eval)
-	if err := prepareOutDir(o.OutDir); err != nil {
-		return nil, err
-	}
+	defer st.cleanup()
 	logf := func(format string, args ...any) {
 		if !o.Quiet {
 			fmt.Fprintf(env.Stderr, "pqvc: "+format+"\n", args...)
 		}
 	}
-	g, err := loadModel(modelPath)
+	if fi, err := os.Stat(modelPath); err == nil {
+		softMemoryLimit(fi.Size())
+	}
+	g, err := loadModelChecked(env, modelPath, o.RefuseNonfinite)
 	if err != nil {
 		return nil, err
 	}
-	var calib, evalSet *data.Dataset
-	if calibPath != "" {
-		if calib, err = loadData(calibPath, g); err != nil {
-			return nil, err
-		}
-	}
-	if evalPath != "" {
-		if evalSet, err = loadData(evalPath, g); err != nil {
-			return nil, err
-		}
-		if evalSet.Y == nil {
-			return nil, fmt.Errorf("%s: evaluation data has no labels (member y)", evalPath)
-		}
+	calib, evalSet, err := loadRecipeData(g, calibPath, evalPath)
+	if err != nil {
+		return nil, err
 	}
 	before := ir.ComputeStats(g)
 	rep := &Report{Recipe: path, Model: modelPath, ParamsBefore: before.Params, MACsBefore: before.MACs, BytesBefore: before.Bytes, Outputs: []string{}}
@@ -127,6 +113,13 @@ func RunRecipe(env *Env, path string, o RecipeOptions) (*Report, error) {
 		rep.AccuracyBefore, rep.EvalImages = &r.Accuracy, r.N
 		logf("accuracy before: %.2f%% on %d images", 100*r.Accuracy, r.N)
 	}
+	runner, err := rep.measureBefore(g, modelPath, o.Latency)
+	if err != nil {
+		return nil, err
+	}
+	if runner != nil {
+		defer runner.Close()
+	}
 	pl := rec.Pipeline()
 	cfg := passes.Config{Verify: o.Verify, Calib: calib, Eval: evalSet, Logf: logf, DumpAfter: o.DumpAfter,
 		Dump: func(step int, pass string, g *ir.Graph) error {
@@ -134,12 +127,12 @@ func RunRecipe(env *Env, path string, o RecipeOptions) (*Report, error) {
 			if err := ir.Print(&b, g); err != nil {
 				return err
 			}
-			p := filepath.Join(o.OutDir, "after_"+pass+".ir")
-			rep.Outputs = append(rep.Outputs, p)
-			return atomicfile.WriteFile(p, b.Bytes())
+			rel := "after_" + pass + ".ir"
+			rep.Outputs = append(rep.Outputs, st.final(rel))
+			return st.unstage(atomicfile.WriteFile(st.path(rel), b.Bytes()))
 		}}
-	for i, st := range pl.Steps {
-		logf("[%d/%d] %s", i+1, len(pl.Steps), st.Pass.Name)
+	for i, step := range pl.Steps {
+		logf("[%d/%d] %s", i+1, len(pl.Steps), step.Pass.Name)
 	}
 	prep, err := passes.Run(g, pl, cfg)
 	if err != nil {
@@ -156,35 +149,49 @@ func RunRecipe(env *Env, path string, o RecipeOptions) (*Report, error) {
 		rep.AccuracyAfter = &r.Accuracy
 		logf("accuracy after: %.2f%%", 100*r.Accuracy)
 	}
+	onnxOut := "" // the first ONNX output, which ONNX Runtime times
 	for _, e := range rec.Emits {
 		b := backend.Lookup(e.Format)
-		out := filepath.Join(o.OutDir, e.Path)
-		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-			return nil, err
-		}
-		if err := b.Emit(out, g, emitOptions(e)); err != nil {
+		if err := checkTarget(o.OutDir, e.Path); err != nil {
 			return nil, fmt.Errorf("%s: emit %s: %w", e.Pos, e.Format, err)
 		}
-		rep.Outputs = append(rep.Outputs, out)
-		logf("wrote %s", out)
+		staged := st.path(e.Path)
+		if err := os.MkdirAll(filepath.Dir(staged), 0o755); err != nil {
+			return nil, fmt.Errorf("%s: emit %s: %w", e.Pos, e.Format, st.unstage(err))
+		}
+		if err := b.Emit(staged, g, emitOptions(e)); err != nil {
+			return nil, fmt.Errorf("%s: emit %s: %w", e.Pos, e.Format, st.unstage(err))
+		}
+		rep.Outputs = append(rep.Outputs, st.final(e.Path))
+		if e.Format == "onnx" && onnxOut == "" {
+			onnxOut = staged
+		}
 	}
-	mdPath := filepath.Join(o.OutDir, "report.md")
+	if err := rep.measureAfter(g, onnxOut, runner); err != nil {
+		return nil, err
+	}
+	mdRel := "report.md"
 	if rec.Report != "" {
-		mdPath = filepath.Join(o.OutDir, rec.Report)
+		mdRel = rec.Report
 	}
-	jsonPath := filepath.Join(o.OutDir, "report.json")
-	rep.Outputs = append(rep.Outputs, jsonPath, mdPath)
+	rep.Outputs = append(rep.Outputs, st.final("report.json"), st.final(mdRel))
 	rep.Seconds = time.Since(start).Seconds()
 	js, err := rep.JSON()
 	if err != nil {
 		return nil, err
 	}
-	if err := atomicfile.WriteFile(jsonPath, js); err != nil {
-		return nil, err
+	if err := atomicfile.WriteFile(st.path("report.json"), js); err != nil {
+		return nil, st.unstage(err)
 	}
 	var md bytes.Buffer
 	rep.Markdown(&md)
-	if err := atomicfile.WriteFile(mdPath, md.Bytes()); err != nil {
+	if err := os.MkdirAll(filepath.Dir(st.path(mdRel)), 0o755); err != nil {
+		return nil, st.unstage(err)
+	}
+	if err := atomicfile.WriteFile(st.path(mdRel), md.Bytes()); err != nil {
+		return nil, st.unstage(err)
+	}
+	if err := st.commit(); err != nil {
 		return nil, err
 	}
 	return rep, nil
@@ -210,6 +217,49 @@ func prepareOutDir(dir string) error {
 	}
 	f.Close()
 	return os.Remove(f.Name())
+}
+
+// parseRecipe reads and checks the recipe at path and resolves its model
+// and data paths: a flag in o wins, else the recipe's path relative to the
+// recipe's folder. RunRecipe and the sweep share it.
+func parseRecipe(path string, o RecipeOptions) (rec *dsl.Recipe, modelPath, calibPath, evalPath string, err error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, "", "", "", err
+	}
+	if rec, err = dsl.Parse(path, src, backend.Names()); err != nil {
+		return nil, "", "", "", err
+	}
+	base := filepath.Dir(path)
+	pick := func(flagVal, recipeVal string) string {
+		if flagVal != "" {
+			return flagVal
+		}
+		if recipeVal == "" || filepath.IsAbs(recipeVal) {
+			return recipeVal
+		}
+		return filepath.Join(base, recipeVal)
+	}
+	return rec, pick(o.Model, rec.Model), pick(o.Calib, rec.Calib), pick(o.Eval, rec.Eval), nil
+}
+
+// loadRecipeData loads the calibration and evaluation datasets ("" skips
+// one) and checks them against g; evaluation data must be labelled.
+func loadRecipeData(g *ir.Graph, calibPath, evalPath string) (calib, evalSet *data.Dataset, err error) {
+	if calibPath != "" {
+		if calib, err = loadData(calibPath, g); err != nil {
+			return nil, nil, err
+		}
+	}
+	if evalPath != "" {
+		if evalSet, err = loadData(evalPath, g); err != nil {
+			return nil, nil, err
+		}
+		if evalSet.Y == nil {
+			return nil, nil, fmt.Errorf("%s: evaluation data has no labels (member y)", evalPath)
+		}
+	}
+	return calib, evalSet, nil
 }
 
 // loadData reads a dataset and checks its samples fit the model's input.

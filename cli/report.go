@@ -4,8 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 
+	"github.com/pqvc/pqvc/internal/ort"
+	"github.com/pqvc/pqvc/ir"
+	"github.com/pqvc/pqvc/measure"
 	"github.com/pqvc/pqvc/passes"
 )
 
@@ -26,6 +30,30 @@ type Report struct {
 	Passes         []PassReport `json:"passes"`
 	Outputs        []string     `json:"outputs"`
 	Seconds        float64      `json:"seconds"` // whole run
+
+	// Fields added after the first release; each name carries its unit.
+
+	AccuracyPctBefore         *float64 `json:"accuracy_pct_before,omitempty"` // top-1 in percent
+	AccuracyPctAfter          *float64 `json:"accuracy_pct_after,omitempty"`
+	PeakActivationBytesBefore int64    `json:"peak_activation_bytes_before"` // batch 1, see measure.PeakActivationBytes
+	PeakActivationBytesAfter  int64    `json:"peak_activation_bytes_after"`
+	// Latencies are medians at batch 1 (see Timing); nil when not
+	// measured: --latency=false, ONNX Runtime missing, or no ONNX output
+	// to time after the passes.
+	RuntimeMsBefore *float64 `json:"runtime_ms_before,omitempty"` // pqvc's runtime
+	RuntimeMsAfter  *float64 `json:"runtime_ms_after,omitempty"`
+	ORTMsBefore     *float64 `json:"ort_ms_before,omitempty"` // ONNX Runtime, the input file
+	ORTMsAfter      *float64 `json:"ort_ms_after,omitempty"`  // ONNX Runtime, the emitted ONNX file
+	Timing          *Timing  `json:"timing,omitempty"`
+}
+
+// Timing says how the report's latencies were taken.
+type Timing struct {
+	Batch   int    `json:"batch"`
+	Threads int    `json:"threads"`
+	Warmup  int    `json:"warmup_runs"`
+	Runs    int    `json:"timed_runs"`
+	ORT     string `json:"ort"` // "used", or why ONNX Runtime was not
 }
 
 // PassReport is one entry of Report.Passes.
@@ -76,17 +104,39 @@ func (r *Report) Markdown(w io.Writer) {
 	row("parameters", r.ParamsBefore, r.ParamsAfter, "")
 	row("MACs per image", r.MACsBefore, r.MACsAfter, "")
 	row("weight bytes", r.BytesBefore, r.BytesAfter, "B")
+	if r.PeakActivationBytesBefore > 0 {
+		row("peak activation memory (batch 1)", r.PeakActivationBytesBefore, r.PeakActivationBytesAfter, "B")
+	}
 	if r.AccuracyBefore != nil && r.AccuracyAfter != nil {
 		fmt.Fprintf(&b, "| top-1 accuracy (%d images) | %.2f%% | %.2f%% | %+.2f pp |\n", r.EvalImages,
 			100**r.AccuracyBefore, 100**r.AccuracyAfter, 100*(*r.AccuracyAfter-*r.AccuracyBefore))
 	}
-	b.WriteString("\n## Passes\n\n| # | pass | seconds | params | MACs | changed |\n|---:|---|---:|---:|---:|---|\n")
+	msRow := func(name string, before, after *float64) {
+		if before == nil && after == nil {
+			return
+		}
+		change := "–"
+		if before != nil && after != nil && *before > 0 {
+			change = fmt.Sprintf("%+.2f%%", 100*(*after-*before) / *before)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", name, msCell(before), msCell(after), change)
+	}
+	msRow("latency, pqvc runtime", r.RuntimeMsBefore, r.RuntimeMsAfter)
+	msRow("latency, ONNX Runtime", r.ORTMsBefore, r.ORTMsAfter)
+	if t := r.Timing; t != nil {
+		fmt.Fprintf(&b, "\nLatency is the median of %d runs after %d warm-up, batch %d, %d thread(s)", t.Runs, t.Warmup, t.Batch, t.Threads)
+		if t.ORT != "used" {
+			fmt.Fprintf(&b, "; ONNX Runtime: %s", t.ORT)
+		}
+		b.WriteString(".\n")
+	}
+	b.WriteString("\n## Passes\n\n| # | pass | time | params | MACs | weight bytes | changed |\n|---:|---|---:|---:|---:|---:|---|\n")
 	for i, p := range r.Passes {
 		name := p.Name
 		if p.Implicit {
 			name += " (required)"
 		}
-		fmt.Fprintf(&b, "| %d | %s | %.3f s | %d | %d | %v |\n", i+1, name, p.Seconds, p.Params, p.MACs, p.Changed)
+		fmt.Fprintf(&b, "| %d | %s | %.3f s | %d | %d | %s | %v |\n", i+1, name, p.Seconds, p.Params, p.MACs, withUnit(p.Bytes, "B"), p.Changed)
 	}
 	b.WriteString("\n## Outputs\n\n")
 	for _, o := range r.Outputs {
@@ -114,3 +164,97 @@ func pct(before, after int64) string {
 	}
 	return fmt.Sprintf("%+.2f%%", 100*float64(after-before)/float64(before))
 }
+
+func msCell(ms *float64) string {
+	if ms == nil {
+		return "–"
+	}
+	return fmt.Sprintf("%.3f ms", *ms)
+}
+
+// reportTiming is how recipe reports time a model: few runs, so a recipe
+// on a small model stays fast, at batch 1 on one thread, where figures
+// are comparable between machines and runs.
+var reportTiming = measure.Options{Batch: 1, Threads: 1, Warmup: 1, Runs: 5}
+
+// measureBefore fills in the report's "before" figures that the first
+// release lacked: peak activation memory and, when latency is asked for,
+// latency in pqvc's runtime and in ONNX Runtime on the input file. It
+// returns the ONNX Runtime runner for measureAfter (nil when not used);
+// the caller closes it.
+func (r *Report) measureBefore(g *ir.Graph, modelPath string, latency bool) (*ort.Runner, error) {
+	peak, err := measure.PeakActivationBytes(g, 1)
+	if err != nil {
+		return nil, fmt.Errorf("peak activation memory of %s: %w", modelPath, err)
+	}
+	r.PeakActivationBytesBefore = peak
+	if r.AccuracyBefore != nil {
+		r.AccuracyPctBefore = ptr(100 * *r.AccuracyBefore)
+	}
+	if !latency {
+		return nil, nil
+	}
+	o := reportTiming
+	r.Timing = &Timing{Batch: o.Batch, Threads: o.Threads, Warmup: o.Warmup, Runs: o.Runs, ORT: "used"}
+	lat, err := measure.Runtime(g, o)
+	if err != nil {
+		return nil, fmt.Errorf("timing %s in pqvc's runtime: %w", modelPath, err)
+	}
+	r.RuntimeMsBefore = ptr(lat.Ms())
+	if err := ort.Available(); err != nil {
+		r.Timing.ORT = "not available (" + err.Error() + ")"
+		return nil, nil
+	}
+	runner, err := ort.Start()
+	if err != nil {
+		r.Timing.ORT = "failed to start (" + err.Error() + ")"
+		return nil, nil
+	}
+	// The input model may hold ops ONNX Runtime lacks (a model pqvc wrote
+	// with its own extensions): the report says so instead of failing.
+	if lat, err := measure.ORT(runner, g, modelPath, o); err != nil {
+		r.Timing.ORT = "could not run the input model (" + oneLine(err) + ")"
+	} else {
+		r.ORTMsBefore = ptr(lat.Ms())
+	}
+	return runner, nil
+}
+
+// measureAfter fills in the "after" figures for the compiled graph g.
+// onnxPath is the emitted ONNX file ("" when the recipe emits none), which
+// is what ONNX Runtime times.
+func (r *Report) measureAfter(g *ir.Graph, onnxPath string, runner *ort.Runner) error {
+	peak, err := measure.PeakActivationBytes(g, 1)
+	if err != nil {
+		return fmt.Errorf("peak activation memory after the passes: %w", err)
+	}
+	r.PeakActivationBytesAfter = peak
+	if r.AccuracyAfter != nil {
+		r.AccuracyPctAfter = ptr(100 * *r.AccuracyAfter)
+	}
+	if r.Timing == nil {
+		return nil
+	}
+	lat, err := measure.Runtime(g, reportTiming)
+	if err != nil {
+		return fmt.Errorf("timing the result in pqvc's runtime: %w", err)
+	}
+	r.RuntimeMsAfter = ptr(lat.Ms())
+	if runner == nil {
+		return nil
+	}
+	if onnxPath == "" {
+		r.Timing.ORT = "the recipe emits no ONNX file to time after the passes"
+		return nil
+	}
+	// A graph ONNX Runtime cannot run is a finding for the report, not a
+	// reason to throw the compiled model away.
+	if lat, err = measure.ORT(runner, g, onnxPath, reportTiming); err != nil {
+		r.Timing.ORT = "could not run " + filepath.Base(onnxPath) + " (" + oneLine(err) + ")"
+		return nil
+	}
+	r.ORTMsAfter = ptr(lat.Ms())
+	return nil
+}
+
+func ptr(x float64) *float64 { return &x }

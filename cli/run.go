@@ -20,6 +20,7 @@ func init() {
 func runRun(env *Env, args []string) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	input := fs.String("input", "", "inputs: .npy (the model's single input) or .npz (members named like the inputs, or x)")
+	refuse := refuseNonfiniteFlag(fs)
 	output := fs.String("output", "", "where to write outputs: .npy (first output) or .npz (all)")
 	pos, err := parse(env, fs, args, "run MODEL.onnx --input X.npy|X.npz --output Y.npy|Y.npz")
 	if err != nil {
@@ -34,7 +35,10 @@ func runRun(env *Env, args []string) error {
 	if ext := filepath.Ext(*output); ext != ".npy" && ext != ".npz" {
 		return usagef("--output must end in .npy or .npz, not %q", ext)
 	}
-	g, err := loadModel(pos[0])
+	if err := checkOutputFile(*output); err != nil {
+		return err
+	}
+	g, err := loadModelChecked(env, pos[0], *refuse)
 	if err != nil {
 		return err
 	}
@@ -52,7 +56,7 @@ func runRun(env *Env, args []string) error {
 	}
 	outs, err := p.Run(feed)
 	if err != nil {
-		return err
+		return fmt.Errorf("running %s on %s: %w", pos[0], *input, err)
 	}
 	if strings.HasSuffix(*output, ".npy") {
 		outs = map[string]*ir.Tensor{g.Outputs[0].Name: outs[g.Outputs[0].Name]}

@@ -18,7 +18,7 @@ func init() {
 	}
 	RegisterOp(&OpDef{Name: "LayerNormalization", MinArgs: 2, MaxArgs: 3, Pure: true,
 		Attrs: []AttrDef{intAttr("axis", -1), floatAttr("epsilon", 1e-5), intAttr("stash_type", 1)},
-		Doc:   "normalise over the dims from axis on, then scale and shift", Infer: inferSame})
+		Doc:   "normalise over the dims from axis on, then scale and shift", Infer: inferLayerNorm})
 	for _, name := range []string{"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL2", "ReduceSumSquare"} {
 		RegisterOp(&OpDef{Name: name, MinArgs: 1, MaxArgs: 1, Pure: true,
 			Attrs: []AttrDef{intsAttr("axes"), intAttr("keepdims", 1), intAttr("noop_with_empty_axes", 0)},
@@ -36,6 +36,21 @@ func init() {
 			}
 			return Type{t.DType, out}, nil
 		}})
+}
+
+// inferLayerNorm is the input's type; scale and bias must share its dtype,
+// or the kernels would meet, say, int32 weights where they read float32.
+func inferLayerNorm(v *Value) (Type, error) {
+	t, err := argType(v, 0)
+	if err != nil {
+		return Type{}, err
+	}
+	for i := 1; i < v.NumArgs(); i++ {
+		if a := v.Arg(i); a != nil && a.Type.DType != t.DType {
+			return Type{}, fmt.Errorf("argument %d is %v, want %v like the input", i, a.Type, t.DType)
+		}
+	}
+	return Type{t.DType, t.Shape.Clone()}, nil
 }
 
 func convAttrs() []AttrDef {

@@ -18,9 +18,14 @@ func TestMain(m *testing.M) {
 }
 
 // TestScripts runs the CLI scripts in testdata/script. $ASSETS is the
-// repository's assets folder (the shipped model and data).
+// repository's assets folder (the shipped model and data); $CORPUS is
+// testdata/corpus, the broken models and datasets gen.go writes.
 func TestScripts(t *testing.T) {
 	assets, err := filepath.Abs("../../assets")
+	if err != nil {
+		t.Fatal(err)
+	}
+	corpus, err := filepath.Abs("testdata/corpus")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,6 +33,7 @@ func TestScripts(t *testing.T) {
 		Dir: "testdata/script",
 		Setup: func(e *testscript.Env) error {
 			e.Setenv("ASSETS", assets)
+			e.Setenv("CORPUS", corpus)
 			return nil
 		},
 		// [root]: permission tests are meaningless for root, who may

@@ -59,6 +59,16 @@ func (c *converter) node(n *onnxpb.NodeProto) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", nodeName(n), err)
 	}
+	for _, v := range outs {
+		// A shape constant can make a result absurd (Expand to 2^40 rows):
+		// refuse it at load, naming the node, not when a kernel allocates.
+		if v == nil {
+			continue
+		}
+		if _, err := ir.CheckedNumElements(staticPart(v.Type.Shape)); err != nil {
+			return fmt.Errorf("%s: result %q: %w", nodeName(n), v.Name, err)
+		}
+	}
 	for i, name := range n.GetOutput() {
 		if name == "" {
 			continue
@@ -277,6 +287,16 @@ func convReduce(op string) convertFunc {
 
 func convSoftmax(op string) convertFunc {
 	return func(x *nodeCtx) ([]*ir.Value, error) {
+		if len(x.ins) > 0 {
+			// The IR's Softmax infers its type as its input's, so an axis
+			// past the rank would only show up as a kernel failure at run
+			// time: refuse it here, naming the node.
+			if a, ok := x.attrs["axis"].(int64); ok {
+				if r := int64(x.ins[0].Type.Rank()); a < -r || a >= r {
+					return nil, fmt.Errorf("axis %d out of range for a rank-%d input", a, r)
+				}
+			}
+		}
 		if x.c.opset < 13 && len(x.ins) > 0 {
 			// Before opset 13 Softmax flattened to 2-D at axis (default 1):
 			// the same as the IR's only when axis is the last dim.
