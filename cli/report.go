@@ -99,7 +99,7 @@ func (r *Report) Markdown(w io.Writer) {
 	fmt.Fprintf(&b, "# pqvc report\n\nRecipe `%s`, model `%s`.\n\n", r.Recipe, r.Model)
 	b.WriteString("| | before | after | change |\n|---|---:|---:|---:|\n")
 	row := func(name string, before, after int64, unit string) {
-		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", name, withUnit(before, unit), withUnit(after, unit), pct(before, after))
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", name, measure.Count(before, unit), measure.Count(after, unit), pct(before, after))
 	}
 	row("parameters", r.ParamsBefore, r.ParamsAfter, "")
 	row("MACs per image", r.MACsBefore, r.MACsAfter, "")
@@ -136,7 +136,7 @@ func (r *Report) Markdown(w io.Writer) {
 		if p.Implicit {
 			name += " (required)"
 		}
-		fmt.Fprintf(&b, "| %d | %s | %.3f s | %d | %d | %s | %v |\n", i+1, name, p.Seconds, p.Params, p.MACs, withUnit(p.Bytes, "B"), p.Changed)
+		fmt.Fprintf(&b, "| %d | %s | %.3f s | %d | %d | %s | %v |\n", i+1, name, p.Seconds, p.Params, p.MACs, measure.Count(p.Bytes, "B"), p.Changed)
 	}
 	b.WriteString("\n## Outputs\n\n")
 	for _, o := range r.Outputs {
@@ -144,18 +144,6 @@ func (r *Report) Markdown(w io.Writer) {
 	}
 	fmt.Fprintf(&b, "\nTotal time %.2f s.\n", r.Seconds)
 	io.WriteString(w, b.String())
-}
-
-func withUnit(n int64, unit string) string {
-	switch {
-	case n >= 1e9:
-		return fmt.Sprintf("%.3f G%s", float64(n)/1e9, unit)
-	case n >= 1e6:
-		return fmt.Sprintf("%.3f M%s", float64(n)/1e6, unit)
-	case n >= 1e3:
-		return fmt.Sprintf("%.1f k%s", float64(n)/1e3, unit)
-	}
-	return fmt.Sprintf("%d %s", n, unit)
 }
 
 func pct(before, after int64) string {

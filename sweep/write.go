@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/pqvc/pqvc/internal/atomicfile"
+	"github.com/pqvc/pqvc/measure"
 )
 
 // Output file names inside the sweep's folder.
@@ -87,7 +88,7 @@ func WriteMarkdown(w io.Writer, rs []*Result, s Summary) {
 			id = "**original**"
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", id, pctText(r.Ratio), r.Criterion, r.Quant,
-			count(r.Params, ""), count(r.MACs, ""), kib(r.FileBytes), kib(r.PeakActivationBytes), accText(r.AccuracyPct),
+			measure.Count(r.Params, ""), measure.Count(r.MACs, ""), kib(r.FileBytes), kib(r.PeakActivationBytes), accText(r.AccuracyPct),
 			msText(r.RuntimeMs), msText(r.ORTMs), star(r.ParetoLatency), star(r.ParetoSize))
 	}
 	acc, lat, size := axes(rs)
@@ -171,18 +172,6 @@ func kib(n int64) string {
 		return fmt.Sprintf("%.2f MiB", float64(n)/(1<<20))
 	}
 	return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-}
-
-func count(n int64, unit string) string {
-	switch {
-	case n >= 1e9:
-		return fmt.Sprintf("%.3f G%s", float64(n)/1e9, unit)
-	case n >= 1e6:
-		return fmt.Sprintf("%.3f M%s", float64(n)/1e6, unit)
-	case n >= 1e3:
-		return fmt.Sprintf("%.1f k%s", float64(n)/1e3, unit)
-	}
-	return fmt.Sprintf("%d%s", n, unit)
 }
 
 // oneLine keeps an error's first line and escapes table pipes.
