@@ -53,7 +53,7 @@ func runSweep(env *Env, args []string) error {
 	fs.StringVar(&o.OutDir, "o", "sweep", "output folder (created if its parent exists); rerunning into it resumes")
 	fs.StringVar(&o.Ratios, "ratios", "0,4.6875%,9.375%,18.75%", "pruning ratios, fractions or percentages (0 skips pruning)")
 	fs.StringVar(&o.Criteria, "criteria", "magnitude,taylor,hessian", "importance criteria")
-	fs.StringVar(&o.Quants, "quant", "none,int8-dynamic,int8-static", "quantization modes: "+strings.Join(sweep.QuantModes, ", "))
+	fs.StringVar(&o.Quants, "quant", "none,fp16,int8-dynamic,int8-static", "quantization modes: "+strings.Join(sweep.QuantModes, ", "))
 	fs.StringVar(&o.Unit, "unit", "", "prune unit (channels, mlp, heads, ...) instead of the base recipe's")
 	fs.IntVar(&o.Jobs, "jobs", runtime.GOMAXPROCS(0), "points built at once (timing is always one at a time)")
 	fs.StringVar(&o.ORT, "ort", "auto", "time in ONNX Runtime too: auto (when installed), on, off")

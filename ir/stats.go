@@ -92,6 +92,22 @@ func MACs(v *Value) int64 {
 			return 0
 		}
 		return numel(v.Type.Shape) * numel(w.Type.Shape[1:])
+	case MSDomain + ".MultiHeadAttention":
+		// softmax(Q·Kᵀ)·V: S·Sk·E for the scores, S·Sk·Ev for the mix.
+		q, k := v.Arg(0), v.Arg(1)
+		if q == nil || k == nil || q.Type.Rank() != 3 || k.Type.Rank() != 3 {
+			return 0
+		}
+		sk := dimOr1(k.Type.Shape[1])
+		return numel(q.Type.Shape)*sk + numel(v.Type.Shape)*sk
+	case MSDomain + ".Attention":
+		// The QKV projection x·W, then the same two products as above.
+		x, w := v.Arg(0), v.Arg(1)
+		if x == nil || w == nil || x.Type.Rank() != 3 || w.Type.Rank() != 2 {
+			return 0
+		}
+		s := dimOr1(x.Type.Shape[1])
+		return numel(x.Type.Shape)*dimOr1(w.Type.Shape[1]) + 2*numel(v.Type.Shape)*s
 	}
 	return 0
 }

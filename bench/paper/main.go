@@ -174,12 +174,17 @@ func latency(sizes []string, ratios []float64, runs int, torch bool) error {
 			if err != nil {
 				return fmt.Errorf("PyTorch pipeline: %v", err)
 			}
-			var pt map[string]float64
+			var pt struct {
+				FP32Ms    float64 `json:"fp32_ms"`
+				Int8Ms    float64 `json:"int8_ms"`
+				FP32Bytes float64 `json:"fp32_bytes"`
+				Int8Bytes float64 `json:"int8_bytes"`
+			}
 			if err := json.Unmarshal(b, &pt); err != nil {
 				return fmt.Errorf("PyTorch pipeline output: %v", err)
 			}
-			fmt.Printf("| 0%% | PyTorch Lite fp32 | | | %.1f | %.2f | %.2fx |\n", pt["fp32_bytes"]/1e6, pt["fp32_ms"], ref.Ms()/pt["fp32_ms"])
-			fmt.Printf("| 0%% | PyTorch Lite int8 (quantize_dynamic, onednn) | | | %.1f | %.2f | %.2fx |\n", pt["int8_bytes"]/1e6, pt["int8_ms"], ref.Ms()/pt["int8_ms"])
+			fmt.Printf("| 0%% | PyTorch Lite fp32 | | | %.1f | %.2f | %.2fx |\n", pt.FP32Bytes/1e6, pt.FP32Ms, ref.Ms()/pt.FP32Ms)
+			fmt.Printf("| 0%% | PyTorch Lite int8 (quantize_dynamic, onednn) | | | %.1f | %.2f | %.2fx |\n", pt.Int8Bytes/1e6, pt.Int8Ms, ref.Ms()/pt.Int8Ms)
 		}
 	}
 	return nil
