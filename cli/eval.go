@@ -15,7 +15,7 @@ func init() {
 func runEval(env *Env, args []string) error {
 	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
 	dataPath := fs.String("data", "", "labelled data: .npz with x (float32 N×…) and y (int64 N)")
-	batch := fs.Int("batch", 32, "images per run")
+	batch := fs.Int("batch", 0, "images per run (0: 32, or 1 for a model whose images share dynamic-quantization scales in a batch)")
 	limit := fs.Int("n", 0, "evaluate only the first n images (0: all)")
 	refuse := refuseNonfiniteFlag(fs)
 	asJSON := fs.Bool("json", false, "print one JSON object")
@@ -29,8 +29,8 @@ func runEval(env *Env, args []string) error {
 	if *dataPath == "" {
 		return usagef("--data is required")
 	}
-	if *batch < 1 {
-		return usagef("--batch must be at least 1")
+	if *batch < 0 {
+		return usagef("--batch must be at least 1 (or 0 for the default)")
 	}
 	g, err := loadModelChecked(env, pos[0], *refuse)
 	if err != nil {

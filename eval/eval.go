@@ -15,7 +15,7 @@ import (
 
 // Options for Accuracy.
 type Options struct {
-	Batch int // images per run (default 32)
+	Batch int // images per run (default 32, or 1 for a batch-coupled graph: see BatchCoupled)
 	Limit int // evaluate only the first Limit images (0: all)
 	// Progress, if set, is called after every batch with images done.
 	Progress func(done, total int)
@@ -27,6 +27,36 @@ type Result struct {
 	Correct, N      int
 	Seconds         float64 // wall time of the runs (not loading)
 	ImagesPerSecond float64
+}
+
+// BatchCoupled reports whether one image's outputs from g depend on the
+// other images in its batch. Dynamic int8 quantization does: ONNX's
+// DynamicQuantizeLinear takes one range per tensor, batch included, so a
+// model deployed at batch 1 quantizes each image alone and a batch of 32
+// shares one scale. Accuracy evaluates such a graph one image at a time by
+// default, which is what a phone running it sees.
+func BatchCoupled(g *ir.Graph) bool {
+	for _, v := range g.Values() {
+		switch v.Op {
+		case ir.MSDomain + ".DynamicQuantizeMatMul":
+			return true
+		case "ReduceMin", "ReduceMax", "ReduceMean", "ReduceSum", "ReduceProd", "ReduceL2", "ReduceSumSquare":
+			a := v.Arg(0)
+			if a == nil || a.Type.Rank() == 0 || a.Type.Shape[0].IsStatic() {
+				continue
+			}
+			axes, err := ir.ReduceAxes(v, a.Type.Rank())
+			if err != nil {
+				continue
+			}
+			for _, ax := range axes {
+				if ax == 0 {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // Accuracy runs g over ds and compares the arg-max of its first output with
@@ -46,7 +76,11 @@ func Accuracy(g *ir.Graph, ds *data.Dataset, opts Options) (Result, error) {
 		return Result{}, err
 	}
 	batch := opts.Batch
-	if batch <= 0 {
+	switch {
+	case batch > 0:
+	case BatchCoupled(g):
+		batch = 1
+	default:
 		batch = 32
 	}
 	n := ds.Len()

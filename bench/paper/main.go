@@ -207,7 +207,7 @@ func accuracyRow(base *ir.Graph, calib, ev *data.Dataset, ratio float64, crit, u
 		if err != nil {
 			return fmt.Errorf("%s: %w", p.name, err)
 		}
-		res, err := eval.Accuracy(g, ev, eval.Options{Batch: 250})
+		res, err := eval.Accuracy(g, ev, eval.Options{})
 		if err != nil {
 			return err
 		}
