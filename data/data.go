@@ -5,6 +5,7 @@ package data
 
 import (
 	"fmt"
+	mrand "math/rand"
 	"sort"
 	"strings"
 
@@ -152,4 +153,21 @@ func (d *Dataset) CheckInput(in *ir.Value) error {
 		}
 	}
 	return nil
+}
+
+// Gaussian is a dataset of n seeded standard-normal samples of the given
+// per-sample shape, without labels: calibration data for a model whose real
+// data is not at hand (benchmarks on seeded-weight DeiT graphs).
+func Gaussian(seed int64, n int, shape ...int64) *Dataset {
+	dims := append([]int64{int64(n)}, shape...)
+	size := int64(1)
+	for _, d := range dims {
+		size *= d
+	}
+	rng := mrand.New(mrand.NewSource(seed))
+	xs := make([]float32, size)
+	for i := range xs {
+		xs[i] = float32(rng.NormFloat64())
+	}
+	return &Dataset{X: ir.F32Tensor(dims, xs)}
 }

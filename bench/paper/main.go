@@ -17,7 +17,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"math/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -119,12 +118,7 @@ func latency(sizes []string, ratios []float64, runs int, torch bool) error {
 	if err != nil {
 		return err
 	}
-	rng := rand.New(rand.NewSource(1))
-	cx := make([]float32, 8*3*224*224)
-	for i := range cx {
-		cx[i] = float32(rng.NormFloat64())
-	}
-	calib := &data.Dataset{X: ir.F32Tensor([]int64{8, 3, 224, 224}, cx)}
+	calib := data.Gaussian(1, 8, 3, 224, 224)
 	opts := measure.Options{Threads: 1, Runs: runs, Warmup: 3}
 	fmt.Printf("## Latency: ONNX Runtime 1.30, 1 thread, batch 1, median of %d runs\n", runs)
 	for _, size := range sizes {

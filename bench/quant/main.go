@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"math/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,7 +24,6 @@ import (
 	"github.com/pqvc/pqvc/internal/ort"
 	"github.com/pqvc/pqvc/internal/tensorio"
 	"github.com/pqvc/pqvc/internal/testmodels"
-	"github.com/pqvc/pqvc/ir"
 	"github.com/pqvc/pqvc/passes"
 	_ "github.com/pqvc/pqvc/passes/builtin"
 )
@@ -66,13 +64,8 @@ func run(sizes []string, runs int) error {
 	if err != nil {
 		return err
 	}
-	rng := rand.New(rand.NewSource(1))
-	calibX := make([]float32, 8*3*224*224)
-	for i := range calibX {
-		calibX[i] = float32(rng.NormFloat64())
-	}
-	calib := &data.Dataset{X: ir.F32Tensor([]int64{8, 3, 224, 224}, calibX)}
-	x := &tensorio.Array{DType: "float32", Shape: []int{1, 3, 224, 224}, Data: calibX[:3*224*224]}
+	calib := data.Gaussian(1, 8, 3, 224, 224)
+	x := &tensorio.Array{DType: "float32", Shape: []int{1, 3, 224, 224}, Data: calib.X.F32()[:3*224*224]}
 	for _, size := range sizes {
 		path, err := testmodels.Path(testmodels.Spec{Size: size, Style: "timm", Opset: 17, Batch: "static"})
 		if err != nil {
