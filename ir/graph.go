@@ -308,3 +308,34 @@ func (g *Graph) RemoveDead() int {
 	}
 	return n
 }
+
+// BindInputs gives every symbolic dim of g's inputs the value n (the
+// batch, in a ViT) and re-infers every value's type, so that the graph is
+// specialised to static shapes. Backends that need static shapes call it
+// on a clone.
+func (g *Graph) BindInputs(n int64) error {
+	for _, in := range g.Inputs {
+		sh := make(Shape, len(in.Type.Shape)) // a fresh slice: clones may share shapes
+		for i, d := range in.Type.Shape {
+			b, err := d.Bind(n)
+			if err != nil {
+				return fmt.Errorf("input %q: dim %d: %w", in.Name, i, err)
+			}
+			sh[i] = b
+		}
+		in.Type = TensorType(in.Type.DType, sh)
+	}
+	order, err := g.Topo()
+	if err != nil {
+		return err
+	}
+	for _, v := range order {
+		if v.Op == OpInput || v.Op == OpConst {
+			continue
+		}
+		if err := g.Reinfer(v); err != nil {
+			return fmt.Errorf("binding the batch to %d: %v: %w", n, v, err)
+		}
+	}
+	return nil
+}

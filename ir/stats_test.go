@@ -29,3 +29,31 @@ func TestMACsAttention(t *testing.T) {
 		t.Errorf("Attention: %d MACs, want %d", got, want)
 	}
 }
+
+// TestBindInputs: symbolic input dims take the batch (products of symbols
+// its power), types downstream become static, and unknown dims are refused.
+func TestBindInputs(t *testing.T) {
+	g := NewGraph("t")
+	x := g.AddInput("x", TensorType(F32, Shape{Sym("batch"), Static(4)}))
+	y, err := g.Add("Relu", "y", nil, x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.SetOutput("y", y)
+	c := g.Clone()
+	if err := c.BindInputs(3); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Outputs[0].Value.Type.Shape; !got.Equal(StaticShape(3, 4)) {
+		t.Errorf("bound output shape %v, want [3,4]", got)
+	}
+	if x.Type.Shape[0] != Sym("batch") {
+		t.Errorf("binding a clone changed the original input to %v", x.Type)
+	}
+	if d, err := (Dim{C: 2, Syms: "a*b"}).Bind(3); err != nil || d != Static(18) {
+		t.Errorf("2·a·b bound to 3 = %v, %v; want 18", d, err)
+	}
+	if _, err := Unknown.Bind(3); err == nil {
+		t.Error("an unknown dim was bound")
+	}
+}

@@ -221,3 +221,19 @@ func ParseType(s string) (Type, error) {
 	}
 	return t, nil
 }
+
+// Bind returns d with every symbol set to n (C·n^k for k symbols); a
+// static dim is returned as it is. An unknown dim cannot be bound.
+func (d Dim) Bind(n int64) (Dim, error) {
+	if d.IsStatic() {
+		return d, nil
+	}
+	if d.IsUnknown() {
+		return Dim{}, fmt.Errorf("dim %v is unknown; give the model a static or named dim", d)
+	}
+	v := d.C
+	for range strings.Split(d.Syms, "*") {
+		v *= n
+	}
+	return Static(v), nil
+}

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	backendonnx "github.com/pqvc/pqvc/backend/onnx"
@@ -85,13 +84,11 @@ func Inputs(g *ir.Graph, batch int) (map[string]*ir.Tensor, error) {
 func BindShape(s ir.Shape, batch int) []int64 {
 	out := make([]int64, len(s))
 	for i, d := range s {
-		v := d.C
-		if !d.IsStatic() {
-			for range strings.Split(d.Syms, "*") {
-				v *= int64(batch)
-			}
+		b, err := d.Bind(int64(batch))
+		if err != nil {
+			b = ir.Static(d.C * int64(batch)) // an unknown dim counts as one symbol
 		}
-		out[i] = v
+		out[i] = b.C
 	}
 	return out
 }

@@ -29,36 +29,8 @@ func specialise(g *ir.Graph, batch int64, fuse bool) (*ir.Graph, error) {
 	if _, err := quant.ExpandContrib(c); err != nil {
 		return nil, err
 	}
-	for _, in := range c.Inputs {
-		sh := make(ir.Shape, len(in.Type.Shape))
-		for i, d := range in.Type.Shape {
-			switch {
-			case d.IsStatic():
-				sh[i] = d
-			case d.IsUnknown():
-				return nil, fmt.Errorf("input %q has an unknown dim %d", in.Name, i)
-			default:
-				// A product of symbols (batch·k) binds every symbol to batch.
-				n := d.C
-				for range symbols(d.Syms) {
-					n *= batch
-				}
-				sh[i] = ir.Static(n)
-			}
-		}
-		in.Type = ir.TensorType(in.Type.DType, sh)
-	}
-	order, err := c.Topo()
-	if err != nil {
+	if err := c.BindInputs(batch); err != nil {
 		return nil, err
-	}
-	for _, v := range order {
-		if v.Op == ir.OpInput || v.IsConst() {
-			continue
-		}
-		if err := c.Reinfer(v); err != nil {
-			return nil, fmt.Errorf("binding batch=%d: %v: %w", batch, v, err)
-		}
 	}
 	names := []string{"shape_fold", "dce"}
 	if fuse && !quantized(c) {
@@ -93,21 +65,6 @@ func quantized(g *ir.Graph) bool {
 		}
 	}
 	return false
-}
-
-// symbols splits a Dim's "a*b" symbol list.
-func symbols(s string) []string {
-	var out []string
-	start := 0
-	for i := 0; i <= len(s); i++ {
-		if i == len(s) || s[i] == '*' {
-			if i > start {
-				out = append(out, s[start:i])
-			}
-			start = i + 1
-		}
-	}
-	return out
 }
 
 // staticDims returns v's shape as ints, or an error naming v when a dim is

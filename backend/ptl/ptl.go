@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"strings"
 
 	"github.com/pqvc/pqvc/internal/atomicfile"
 	"github.com/pqvc/pqvc/ir"
@@ -129,32 +128,8 @@ func build(g *ir.Graph, o Options) (*program, Options, error) {
 // types re-inferred and shape computations folded away.
 func specialize(g *ir.Graph, batch int64) (*ir.Graph, error) {
 	h := g.Clone()
-	for _, in := range h.Inputs {
-		for i, d := range in.Type.Shape {
-			if d.IsStatic() {
-				continue
-			}
-			if d.IsUnknown() {
-				return nil, fmt.Errorf("input %q: dim %d is unknown; give the model a static or named dim", in.Name, i)
-			}
-			n := d.C
-			for range strings.Split(d.Syms, "*") {
-				n *= batch
-			}
-			in.Type.Shape[i] = ir.Static(n)
-		}
-	}
-	order, err := h.Topo()
-	if err != nil {
+	if err := h.BindInputs(batch); err != nil {
 		return nil, err
-	}
-	for _, v := range order {
-		if v.Op == ir.OpInput {
-			continue
-		}
-		if err := h.Reinfer(v); err != nil {
-			return nil, fmt.Errorf("binding batch=%d: %w", batch, err)
-		}
 	}
 	if _, err := canon.Canonicalize(h, canon.DefaultCanonicalize); err != nil {
 		return nil, fmt.Errorf("folding shapes: %w", err)
@@ -198,6 +173,18 @@ func (p *program) writeArchive(w io.Writer, f Format) error {
 		}
 		return pyPersistent{ID: pyTuple{"storage", pyGlobal{"torch", cls}, key, "cpu", int64(t.Len())}}, nil
 	}
+	// optionalFloatTensor pickles a linear layer's optional f32 bias: None
+	// when t is nil.
+	optionalFloatTensor := func(t *ir.Tensor) (any, error) {
+		if t == nil {
+			return pyNone{}, nil
+		}
+		st, err := storage(t, "FloatStorage")
+		if err != nil {
+			return nil, err
+		}
+		return tensorPickle(st, t), nil
+	}
 	for i, c := range p.consts {
 		switch c := c.(type) {
 		case *ir.Tensor:
@@ -215,13 +202,9 @@ func (p *program) writeArchive(w io.Writer, f Format) error {
 			if err != nil {
 				return fmt.Errorf("constant %d: %w", i, err)
 			}
-			var bias any = pyNone{}
-			if c.bias != nil {
-				bst, err := storage(c.bias, "FloatStorage")
-				if err != nil {
-					return fmt.Errorf("constant %d bias: %w", i, err)
-				}
-				bias = tensorPickle(bst, c.bias)
+			bias, err := optionalFloatTensor(c.bias)
+			if err != nil {
+				return fmt.Errorf("constant %d bias: %w", i, err)
 			}
 			consts[i] = c.pickle(st, bias)
 		case *xnnpackLinear:
@@ -229,13 +212,9 @@ func (p *program) writeArchive(w io.Writer, f Format) error {
 			if err != nil {
 				return fmt.Errorf("constant %d: %w", i, err)
 			}
-			var bias any = pyNone{}
-			if c.bias != nil {
-				bst, err := storage(c.bias, "FloatStorage")
-				if err != nil {
-					return fmt.Errorf("constant %d bias: %w", i, err)
-				}
-				bias = tensorPickle(bst, c.bias)
+			bias, err := optionalFloatTensor(c.bias)
+			if err != nil {
+				return fmt.Errorf("constant %d bias: %w", i, err)
 			}
 			consts[i] = c.pickle(tensorPickle(st, c.weight), bias)
 		default:
