@@ -3,6 +3,8 @@ package cli
 import (
 	"os"
 	"runtime/debug"
+
+	"github.com/pqvc/pqvc/runtime"
 )
 
 // softMemoryLimit bounds the Go heap for a large model. Go's collector
@@ -17,9 +19,18 @@ import (
 // so they run up to about a third slower and peak at about half the memory
 // they would otherwise. Small models and an explicit GOMEMLIMIT are left
 // alone.
+//
+// The runtime's cache of packed weights (one GEMM-ready copy per weight,
+// kept between runs) is bounded to a quarter of the weights for the same
+// models: calibration, evaluation and latency runs then repack the rest on
+// each use instead of holding a second copy of the model.
 func softMemoryLimit(weightBytes int64) {
 	const small = 64 << 20
-	if weightBytes < small || os.Getenv("GOMEMLIMIT") != "" {
+	if weightBytes < small {
+		return
+	}
+	runtime.SetDefaultPackCache(weightBytes / 4)
+	if os.Getenv("GOMEMLIMIT") != "" {
 		return
 	}
 	debug.SetMemoryLimit(weightBytes*3/2 + small)

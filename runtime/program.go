@@ -4,7 +4,8 @@
 // binds inputs (checking dtypes and static and symbolic dims), executes values
 // in topological order and frees each intermediate after its last use.
 // Matrix products go to runtime/kernels (packed, blocked, SIMD, multi-core);
-// weights that feed MatMul/Gemm are packed once per Program. Calibration,
+// weights that feed MatMul/Gemm are packed once per Program (within a byte
+// budget, see CompileOptions; past it they are repacked on use). Calibration,
 // importance and evaluation all run graphs through here, and the tests hold
 // its results against ONNX Runtime.
 package runtime
@@ -13,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/pqvc/pqvc/ir"
 )
@@ -41,9 +43,36 @@ type Program struct {
 	outSlot []int
 	consts  []constSlot
 
-	packMu sync.Mutex
-	packed map[*ir.Value]any // per-weight packed forms, built on first use
+	packMu    sync.Mutex
+	packed    map[*ir.Value]any // per-weight packed forms, built on first use
+	packLimit int64             // bytes of packed forms kept; <0 unlimited
+	packBytes int64             // bytes of packed forms kept so far
 }
+
+// CompileOptions tune a Program.
+type CompileOptions struct {
+	// PackCacheBytes bounds the per-weight prepared forms (packed GEMM
+	// panels, dequantized int8 weights) a Program keeps between runs. They
+	// are as large as the weights themselves, so an unbounded cache doubles
+	// a model's memory; past the bound a form is rebuilt on every use,
+	// which costs a pass over the weight (small next to the GEMM it feeds
+	// unless the batch is tiny). Negative means unlimited.
+	PackCacheBytes int64
+}
+
+// defaultPackCache is the PackCacheBytes that Compile uses.
+var defaultPackCache atomic.Int64
+
+func init() { defaultPackCache.Store(-1) }
+
+// SetDefaultPackCache sets the PackCacheBytes of Programs made by Compile
+// from now on (negative: unlimited, the initial setting) and returns the
+// previous value. The CLI bounds it for large models, as it bounds the Go
+// heap.
+func SetDefaultPackCache(bytes int64) int64 { return defaultPackCache.Swap(bytes) }
+
+// DefaultPackCache is the PackCacheBytes that Compile uses.
+func DefaultPackCache() int64 { return defaultPackCache.Load() }
 
 type step struct {
 	v       *ir.Value
@@ -65,13 +94,18 @@ type constSlot struct {
 	t    *ir.Tensor
 }
 
-// Compile prepares g for execution.
+// Compile prepares g for execution with the default options.
 func Compile(g *ir.Graph) (*Program, error) {
+	return CompileWith(g, CompileOptions{PackCacheBytes: DefaultPackCache()})
+}
+
+// CompileWith prepares g for execution.
+func CompileWith(g *ir.Graph, opts CompileOptions) (*Program, error) {
 	order, err := g.Topo()
 	if err != nil {
 		return nil, err
 	}
-	p := &Program{g: g, inSlot: map[*ir.Value]int{}, packed: map[*ir.Value]any{}}
+	p := &Program{g: g, inSlot: map[*ir.Value]int{}, packed: map[*ir.Value]any{}, packLimit: opts.PackCacheBytes}
 	slot := map[*ir.Value]int{}
 	var errs []error
 	for _, v := range order {
@@ -145,6 +179,10 @@ type RunOptions struct {
 	Observe func(v *ir.Value, t *ir.Tensor)
 	// Keep retains every intermediate (for gradients); Result.Values has them.
 	Keep bool
+	// KeepOnly, when Keep is false, retains just these values in
+	// Result.Values and frees the rest as usual (checkpoints for a
+	// backward pass that recomputes the others with Eval).
+	KeepOnly map[*ir.Value]bool
 }
 
 // Result is what Run returns.
@@ -189,9 +227,11 @@ func (p *Program) RunWith(inputs map[string]*ir.Tensor, opts RunOptions) (*Resul
 		}
 	}
 	x := &execCtx{p: p}
-	fused := opts.Observe == nil && !opts.Keep
+	// A fused MatMul's slot holds the biased sum, so it cannot be observed
+	// or kept.
+	fused := opts.Observe == nil && !opts.Keep && opts.KeepOnly == nil
 	res := &Result{Outputs: map[string]*ir.Tensor{}}
-	if opts.Keep {
+	if opts.Keep || opts.KeepOnly != nil {
 		res.Values = map[*ir.Value]*ir.Tensor{}
 	}
 	args := make([]*ir.Tensor, 0, 16)
@@ -228,6 +268,9 @@ func (p *Program) RunWith(inputs map[string]*ir.Tensor, opts RunOptions) (*Resul
 		if opts.Keep {
 			res.Values[st.v] = t
 		} else {
+			if opts.KeepOnly[st.v] {
+				res.Values[st.v] = t
+			}
 			for _, s := range st.release {
 				vals[s] = nil
 			}
@@ -349,14 +392,44 @@ type execCtx struct {
 	p *Program
 }
 
-// packedFor returns a cached per-weight prepared form, building it once.
+// Eval computes one value of the program's graph from its arguments'
+// tensors (nil for omitted ones), as a Run would: a backward pass uses it
+// to recompute activations it did not keep.
+func (p *Program) Eval(v *ir.Value, args []*ir.Tensor) (*ir.Tensor, error) {
+	k := kernelTable[v.Op]
+	if k == nil {
+		return nil, fmt.Errorf("%s: op %s has no runtime kernel", v, v.Op)
+	}
+	t, err := k(&execCtx{p: p}, v, args)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", v, err)
+	}
+	return t, nil
+}
+
+// packedFor returns a per-weight prepared form, building it once and
+// keeping it while the Program's pack cache has room. Its size is taken
+// as four bytes per element of v (the float form; int8 panels are
+// smaller, so the bound errs on the safe side).
 func (x *execCtx) packedFor(v *ir.Value, build func() any) any {
-	x.p.packMu.Lock()
-	defer x.p.packMu.Unlock()
-	if pk, ok := x.p.packed[v]; ok {
+	p := x.p
+	p.packMu.Lock()
+	if pk, ok := p.packed[v]; ok {
+		p.packMu.Unlock()
 		return pk
 	}
+	size := int64(4)
+	for _, d := range v.Type.Shape {
+		size *= max(d.C, 1)
+	}
+	if p.packLimit >= 0 && p.packBytes+size > p.packLimit {
+		// Not kept: build outside the lock so concurrent runs don't queue.
+		p.packMu.Unlock()
+		return build()
+	}
+	defer p.packMu.Unlock()
 	pk := build()
-	x.p.packed[v] = pk
+	p.packed[v] = pk
+	p.packBytes += size
 	return pk
 }
