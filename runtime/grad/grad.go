@@ -50,6 +50,18 @@ type Options struct {
 	// instead of one N-image pass; Grads are then the mean of the
 	// per-sample gradients, which equals the batch gradient.
 	SampleSquares bool
+	// Checkpoint bounds activation memory. The forward pass keeps only the
+	// values that cross the boundaries of about √n segments of the graph's
+	// n steps; the backward pass recomputes one segment's values from them
+	// just before differentiating it, and drops them after. A ViT then
+	// holds a few residual-stream tensors per block instead of every
+	// intermediate, for the price of one more forward pass. Gradients are
+	// bit-identical either way.
+	Checkpoint bool
+	// NoPackCache compiles the forward program without its cache of
+	// packed weights, which is as large as the weights (see
+	// runtime.CompileOptions).
+	NoPackCache bool
 }
 
 // Result holds the loss and gradients of one batch.
@@ -70,7 +82,14 @@ type Engine struct {
 	wrt   []*ir.Value
 	isWrt map[*ir.Value]bool
 	needs map[*ir.Value]bool // value depends (through f32 values) on a Wrt constant
-	opts  Options
+	// done[i] lists the Wrt constants whose gradient is complete once the
+	// backward pass has handled order[i] (their first user).
+	done map[int][]*ir.Value
+	// segs are the recomputation segments: order[segs[k]:segs[k+1]]. One
+	// segment (the whole graph) without Options.Checkpoint.
+	segs []int
+	keep map[*ir.Value]bool // values the forward pass keeps (Checkpoint)
+	opts Options
 }
 
 // Gradients runs g on inputs and returns the loss and its gradients.
@@ -85,7 +104,11 @@ func Gradients(g *ir.Graph, inputs map[string]*ir.Tensor, loss Loss, opts Option
 // NewEngine compiles g and works out which values carry gradients. It
 // reports every op on a gradient path that has no VJP, naming the value.
 func NewEngine(g *ir.Graph, opts Options) (*Engine, error) {
-	prog, err := runtime.Compile(g)
+	co := runtime.CompileOptions{PackCacheBytes: runtime.DefaultPackCache()}
+	if opts.NoPackCache {
+		co.PackCacheBytes = 0
+	}
+	prog, err := runtime.CompileWith(g, co)
 	if err != nil {
 		return nil, fmt.Errorf("grad: %w", err)
 	}
@@ -93,28 +116,57 @@ func NewEngine(g *ir.Graph, opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("grad: %w", err)
 	}
-	e := &Engine{g: g, prog: prog, order: order, isWrt: map[*ir.Value]bool{}, needs: map[*ir.Value]bool{}, opts: opts}
-	if opts.Wrt == nil {
+	e := &Engine{g: g, prog: prog, order: order, opts: opts}
+	e.plan()
+	wrt := opts.Wrt
+	if wrt == nil {
+		wrt = []*ir.Value{}
 		for _, v := range order {
 			if v.IsConst() && v.Const.DType == ir.F32 && v.Const.Len() > 1 {
-				e.wrt = append(e.wrt, v)
+				wrt = append(wrt, v)
 			}
-		}
-	} else {
-		for _, v := range opts.Wrt {
-			if v == nil || !v.IsConst() || v.Const.DType != ir.F32 {
-				return nil, fmt.Errorf("grad: %s is not an f32 constant", v)
-			}
-			if v.Graph() != g {
-				return nil, fmt.Errorf("grad: %s is not in graph %q", v, g.Name)
-			}
-			e.wrt = append(e.wrt, v)
 		}
 	}
-	for _, v := range e.wrt {
+	if err := e.setWrt(wrt); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// With returns an engine that differentiates wrt instead, sharing this
+// one's compiled program and segments (e.g. to sweep the weights in
+// chunks whose gradients fit in memory).
+func (e *Engine) With(wrt []*ir.Value) (*Engine, error) {
+	c := &Engine{g: e.g, prog: e.prog, order: e.order, segs: e.segs, keep: e.keep, opts: e.opts}
+	c.opts.Wrt = wrt
+	if err := c.setWrt(wrt); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Program is the engine's forward program (e.g. for pseudo-labels, without
+// compiling and packing the weights a second time).
+func (e *Engine) Program() *runtime.Program { return e.prog }
+
+// setWrt checks the constants to differentiate and derives which values
+// carry gradients and when each constant's gradient is complete.
+func (e *Engine) setWrt(wrt []*ir.Value) error {
+	g := e.g
+	e.wrt, e.isWrt, e.needs, e.done = nil, map[*ir.Value]bool{}, map[*ir.Value]bool{}, map[int][]*ir.Value{}
+	for _, v := range wrt {
+		if v == nil || !v.IsConst() || v.Const.DType != ir.F32 {
+			return fmt.Errorf("grad: %s is not an f32 constant", v)
+		}
+		if v.Graph() != g {
+			return fmt.Errorf("grad: %s is not in graph %q", v, g.Name)
+		}
+		e.wrt = append(e.wrt, v)
 		e.isWrt[v] = true
 	}
-	for _, v := range order {
+	pos := make(map[*ir.Value]int, len(e.order))
+	for i, v := range e.order {
+		pos[v] = i
 		if e.isWrt[v] {
 			e.needs[v] = true
 			continue
@@ -129,6 +181,17 @@ func NewEngine(g *ir.Graph, opts Options) (*Engine, error) {
 			}
 		}
 	}
+	for _, w := range e.wrt {
+		first := -1
+		for _, u := range w.Uses() {
+			if i, ok := pos[u]; ok && (first < 0 || i < first) {
+				first = i
+			}
+		}
+		if first >= 0 {
+			e.done[first] = append(e.done[first], w)
+		}
+	}
 	// Only values the outputs depend on are differentiated, so report
 	// missing VJPs among those alone.
 	live := map[*ir.Value]bool{}
@@ -136,8 +199,8 @@ func NewEngine(g *ir.Graph, opts Options) (*Engine, error) {
 		live[o.Value] = true
 	}
 	var errs []error
-	for i := len(order) - 1; i >= 0; i-- {
-		v := order[i]
+	for i := len(e.order) - 1; i >= 0; i-- {
+		v := e.order[i]
 		if !live[v] {
 			continue
 		}
@@ -150,10 +213,58 @@ func NewEngine(g *ir.Graph, opts Options) (*Engine, error) {
 			errs = append(errs, fmt.Errorf("grad: %s: no gradient for op %s", v, v.Op))
 		}
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	return errors.Join(errs...)
+}
+
+// plan splits the topological order into recomputation segments. With
+// Checkpoint there are about √n segments of equal step counts; a value is
+// kept by the forward pass when a later segment (or the loss) reads it.
+func (e *Engine) plan() {
+	n := 0
+	for _, v := range e.order {
+		if !v.IsConst() && v.Op != ir.OpInput {
+			n++
+		}
 	}
-	return e, nil
+	e.segs = []int{0}
+	if e.opts.Checkpoint && n > 0 {
+		per := max(1, int(math.Ceil(float64(n)/math.Ceil(math.Sqrt(float64(n))))))
+		steps := 0
+		for i, v := range e.order {
+			if v.IsConst() || v.Op == ir.OpInput {
+				continue
+			}
+			if steps > 0 && steps%per == 0 {
+				e.segs = append(e.segs, i)
+			}
+			steps++
+		}
+	}
+	e.segs = append(e.segs, len(e.order))
+	if !e.opts.Checkpoint {
+		return
+	}
+	seg := make(map[*ir.Value]int, len(e.order))
+	for k := 0; k+1 < len(e.segs); k++ {
+		for _, v := range e.order[e.segs[k]:e.segs[k+1]] {
+			seg[v] = k
+		}
+	}
+	e.keep = map[*ir.Value]bool{}
+	for _, o := range e.g.Outputs {
+		e.keep[o.Value] = true
+	}
+	for _, v := range e.order {
+		if v.IsConst() || v.Op == ir.OpInput {
+			continue
+		}
+		for _, u := range v.Uses() {
+			if s, ok := seg[u]; ok && s != seg[v] {
+				e.keep[v] = true
+				break
+			}
+		}
+	}
 }
 
 // Wrt returns the constants the engine differentiates.
@@ -162,50 +273,104 @@ func (e *Engine) Wrt() []*ir.Value { return e.wrt }
 // Gradients runs one batch. With Options.SampleSquares it runs the samples
 // one at a time (see Options).
 func (e *Engine) Gradients(inputs map[string]*ir.Tensor, loss Loss) (*Result, error) {
-	out, err := e.output(loss.Output)
-	if err != nil {
-		return nil, err
-	}
 	if !e.opts.SampleSquares {
-		l, n, grads, err := e.pass(inputs, loss, out)
+		out, err := e.output(loss.Output)
+		if err != nil {
+			return nil, err
+		}
+		grads := map[*ir.Value][]float32{}
+		l, n, err := e.pass(inputs, loss, out, func(w *ir.Value, g []float32) { grads[w] = g }, nil)
 		if err != nil {
 			return nil, err
 		}
 		return &Result{Loss: l, Grads: e.tensors(grads, 1), Samples: n}, nil
 	}
-	n, err := batchSize(inputs, loss)
-	if err != nil {
-		return nil, err
-	}
-	res := &Result{Grads: map[*ir.Value]*ir.Tensor{}, SqGrads: map[*ir.Value]*ir.Tensor{}, Samples: n}
+	res := &Result{Grads: map[*ir.Value]*ir.Tensor{}, SqGrads: map[*ir.Value]*ir.Tensor{}}
 	for _, w := range e.wrt {
 		res.Grads[w] = ir.MustTensor(ir.F32, w.Const.Shape...)
 		res.SqGrads[w] = ir.MustTensor(ir.F32, w.Const.Shape...)
 	}
-	inv := float32(1 / float64(n))
-	for i := range n {
-		in, l, err := sampleOf(inputs, loss, i, n)
-		if err != nil {
-			return nil, err
-		}
-		li, _, grads, err := e.pass(in, l, out)
-		if err != nil {
-			return nil, fmt.Errorf("sample %d: %w", i, err)
-		}
-		res.Loss += li / float64(n)
-		for _, w := range e.wrt {
-			gi := grads[w]
-			if gi == nil {
-				continue
-			}
-			acc, sq := res.Grads[w].F32(), res.SqGrads[w].F32()
-			for j, x := range gi {
-				acc[j] += inv * x
-				sq[j] += x * x
-			}
+	if err := e.AddTo(res, inputs, loss); err != nil {
+		return nil, err
+	}
+	inv := 1 / float64(res.Samples)
+	res.Loss *= inv
+	for _, t := range res.Grads {
+		for j := range t.F32() {
+			t.F32()[j] *= float32(inv)
 		}
 	}
 	return res, nil
+}
+
+// AddTo runs one batch and adds its sample-weighted results into acc:
+// acc.Grads[w] += N·∂(mean loss)/∂w (the sum of per-sample gradients),
+// acc.Loss += N·(mean loss), acc.Samples += N, and with SampleSquares
+// acc.SqGrads[w] += Σ_i (∂L_i/∂w)². A nil acc.Grads or acc.SqGrads map is
+// not collected; missing entries are allocated. Each gradient is added as
+// soon as the backward pass completes it, so a pass never holds all of the
+// model's gradients at once.
+func (e *Engine) AddTo(acc *Result, inputs map[string]*ir.Tensor, loss Loss) error {
+	out, err := e.output(loss.Output)
+	if err != nil {
+		return err
+	}
+	add := func(m map[*ir.Value]*ir.Tensor, w *ir.Value, g []float32, f func(dst []float32, g []float32)) {
+		if m == nil {
+			return
+		}
+		t := m[w]
+		if t == nil {
+			t = ir.MustTensor(ir.F32, w.Const.Shape...)
+			m[w] = t
+		}
+		f(t.F32(), g)
+	}
+	if !e.opts.SampleSquares {
+		var n float32
+		sink := func(w *ir.Value, g []float32) {
+			add(acc.Grads, w, g, func(dst, g []float32) {
+				for j, x := range g {
+					dst[j] += n * x
+				}
+			})
+		}
+		l, cnt, err := e.pass(inputs, loss, out, sink, func(samples int) { n = float32(samples) })
+		if err != nil {
+			return err
+		}
+		acc.Loss += l * float64(cnt)
+		acc.Samples += cnt
+		return nil
+	}
+	n, err := batchSize(inputs, loss)
+	if err != nil {
+		return err
+	}
+	for i := range n {
+		in, l, err := sampleOf(inputs, loss, i, n)
+		if err != nil {
+			return err
+		}
+		li, _, err := e.pass(in, l, out, func(w *ir.Value, g []float32) {
+			add(acc.Grads, w, g, func(dst, g []float32) {
+				for j, x := range g {
+					dst[j] += x
+				}
+			})
+			add(acc.SqGrads, w, g, func(dst, g []float32) {
+				for j, x := range g {
+					dst[j] += x * x
+				}
+			})
+		}, nil)
+		if err != nil {
+			return fmt.Errorf("sample %d: %w", i, err)
+		}
+		acc.Loss += li
+		acc.Samples++
+	}
+	return nil
 }
 
 func (e *Engine) output(name string) (*ir.Value, error) {
@@ -243,12 +408,14 @@ func (e *Engine) tensors(grads map[*ir.Value][]float32, scale float32) map[*ir.V
 	return m
 }
 
-// pass is one forward and backward pass; it returns the mean loss, the
-// number of samples and the raw gradients of the Wrt constants.
-func (e *Engine) pass(inputs map[string]*ir.Tensor, loss Loss, out *ir.Value) (float64, int, map[*ir.Value][]float32, error) {
-	r, err := e.prog.RunWith(inputs, runtime.RunOptions{Keep: true})
+// pass is one forward and backward pass. It returns the mean loss and the
+// number of samples, and hands each Wrt constant's gradient of the mean
+// loss to sink once complete (constants the loss does not reach get no
+// call). counted, if not nil, learns the sample count before any sink call.
+func (e *Engine) pass(inputs map[string]*ir.Tensor, loss Loss, out *ir.Value, sink func(*ir.Value, []float32), counted func(int)) (float64, int, error) {
+	r, err := e.prog.RunWith(inputs, runtime.RunOptions{Keep: !e.opts.Checkpoint, KeepOnly: e.keep})
 	if err != nil {
-		return 0, 0, nil, fmt.Errorf("grad: forward: %w", err)
+		return 0, 0, fmt.Errorf("grad: forward: %w", err)
 	}
 	vals := r.Values
 	for _, in := range e.g.Inputs {
@@ -260,20 +427,25 @@ func (e *Engine) pass(inputs map[string]*ir.Tensor, loss Loss, out *ir.Value) (f
 	}
 	l, n, seed, err := lossGrad(logits, loss)
 	if err != nil {
-		return 0, 0, nil, fmt.Errorf("grad: loss on %s: %w", out, err)
+		return 0, 0, fmt.Errorf("grad: loss on %s: %w", out, err)
 	}
-	grads, err := e.backward(vals, out, seed)
-	return l, n, grads, err
+	if counted != nil {
+		counted(n)
+	}
+	return l, n, e.backward(vals, out, seed, sink)
 }
 
-// backward propagates seed (the gradient of out) to the Wrt constants.
-// Gradients of intermediates are dropped as soon as they are consumed.
-func (e *Engine) backward(vals map[*ir.Value]*ir.Tensor, out *ir.Value, seed []float32) (map[*ir.Value][]float32, error) {
-	grads := map[*ir.Value][]float32{}
+// backward propagates seed (the gradient of out) to the Wrt constants,
+// segment by segment from the last: it recomputes the segment's values
+// that the forward pass did not keep, differentiates its steps in reverse
+// order, and drops its values. Gradients of intermediates are dropped as
+// soon as they are consumed, and a constant's gradient goes to sink as
+// soon as its first user (in topological order) has been handled.
+func (e *Engine) backward(vals map[*ir.Value]*ir.Tensor, out *ir.Value, seed []float32, sink func(*ir.Value, []float32)) error {
 	if !e.needs[out] {
-		return grads, nil
+		return nil
 	}
-	grads[out] = seed
+	grads := map[*ir.Value][]float32{out: seed}
 	tensorOf := func(a *ir.Value) *ir.Tensor {
 		if a == nil {
 			return nil
@@ -283,48 +455,100 @@ func (e *Engine) backward(vals map[*ir.Value]*ir.Tensor, out *ir.Value, seed []f
 		}
 		return vals[a]
 	}
-	for i := len(e.order) - 1; i >= 0; i-- {
-		v := e.order[i]
-		g := grads[v]
-		if g == nil || v.Op == ir.OpConst || v.Op == ir.OpInput {
-			continue
+	for k := len(e.segs) - 2; k >= 0 && len(grads) > 0; k-- {
+		seg := e.order[e.segs[k]:e.segs[k+1]]
+		if err := e.recompute(seg, vals, tensorOf); err != nil {
+			return err
 		}
-		delete(grads, v)
-		c := &vctx{v: v, out: vals[v], g: g}
-		anyNeed := false
-		for _, a := range v.Args() {
-			c.args = append(c.args, tensorOf(a))
-			need := a != nil && e.needs[a]
-			c.need = append(c.need, need)
-			anyNeed = anyNeed || need
-		}
-		if !anyNeed {
-			continue
-		}
-		c.res = make([][]float32, len(c.args))
-		f := vjpTable[v.Op]
-		if f == nil {
-			return nil, fmt.Errorf("grad: %s: no gradient for op %s", v, v.Op)
-		}
-		if err := f(c); err != nil {
-			return nil, fmt.Errorf("grad: %s: %w", v, err)
-		}
-		for j, a := range v.Args() {
-			ga := c.res[j]
-			if ga == nil || !c.need[j] {
-				continue
+		for i := len(seg) - 1; i >= 0; i-- {
+			if err := e.step(seg[i], vals, grads, tensorOf); err != nil {
+				return err
 			}
-			if len(ga) != tensorOf(a).Len() {
-				return nil, fmt.Errorf("grad: %s: gradient of argument %d has %d elements, want %d (a grad bug)", v, j, len(ga), tensorOf(a).Len())
+			for _, w := range e.done[e.segs[k]+i] {
+				if g := grads[w]; g != nil {
+					sink(w, g)
+					delete(grads, w)
+				}
 			}
-			if prev := grads[a]; prev != nil {
-				addInto(prev, ga)
-			} else {
-				grads[a] = ga
+		}
+		for _, v := range seg {
+			if v.Op != ir.OpInput {
+				delete(vals, v)
 			}
 		}
 	}
-	return grads, nil
+	// Constants whose users are all off the gradient path got nothing;
+	// anything left is complete now.
+	for _, w := range e.wrt {
+		if g := grads[w]; g != nil {
+			sink(w, g)
+		}
+	}
+	return nil
+}
+
+// recompute evaluates the values of one segment that the forward pass did
+// not keep.
+func (e *Engine) recompute(seg []*ir.Value, vals map[*ir.Value]*ir.Tensor, tensorOf func(*ir.Value) *ir.Tensor) error {
+	var args []*ir.Tensor
+	for _, v := range seg {
+		if v.IsConst() || v.Op == ir.OpInput || vals[v] != nil {
+			continue
+		}
+		args = args[:0]
+		for _, a := range v.Args() {
+			args = append(args, tensorOf(a))
+		}
+		t, err := e.prog.Eval(v, args)
+		if err != nil {
+			return fmt.Errorf("grad: recompute: %w", err)
+		}
+		vals[v] = t
+	}
+	return nil
+}
+
+// step applies v's VJP to its pending gradient, if any.
+func (e *Engine) step(v *ir.Value, vals map[*ir.Value]*ir.Tensor, grads map[*ir.Value][]float32, tensorOf func(*ir.Value) *ir.Tensor) error {
+	g := grads[v]
+	if g == nil || v.Op == ir.OpConst || v.Op == ir.OpInput {
+		return nil
+	}
+	delete(grads, v)
+	c := &vctx{v: v, out: vals[v], g: g}
+	anyNeed := false
+	for _, a := range v.Args() {
+		c.args = append(c.args, tensorOf(a))
+		need := a != nil && e.needs[a]
+		c.need = append(c.need, need)
+		anyNeed = anyNeed || need
+	}
+	if !anyNeed {
+		return nil
+	}
+	c.res = make([][]float32, len(c.args))
+	f := vjpTable[v.Op]
+	if f == nil {
+		return fmt.Errorf("grad: %s: no gradient for op %s", v, v.Op)
+	}
+	if err := f(c); err != nil {
+		return fmt.Errorf("grad: %s: %w", v, err)
+	}
+	for j, a := range v.Args() {
+		ga := c.res[j]
+		if ga == nil || !c.need[j] {
+			continue
+		}
+		if len(ga) != tensorOf(a).Len() {
+			return fmt.Errorf("grad: %s: gradient of argument %d has %d elements, want %d (a grad bug)", v, j, len(ga), tensorOf(a).Len())
+		}
+		if prev := grads[a]; prev != nil {
+			addInto(prev, ga)
+		} else {
+			grads[a] = ga
+		}
+	}
+	return nil
 }
 
 // lossGrad returns the mean loss over samples, the sample count and

@@ -217,7 +217,8 @@ func checkOp(t *testing.T, tc opCase, seed int64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	grads, err := e.backward(res.Values, out, append([]float32{}, r...))
+	grads := map[*ir.Value][]float32{}
+	err = e.backward(res.Values, out, append([]float32{}, r...), func(w *ir.Value, g []float32) { grads[w] = g })
 	if err != nil {
 		t.Fatal(err)
 	}
