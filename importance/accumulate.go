@@ -3,6 +3,7 @@ package importance
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/pqvc/pqvc/data"
 	"github.com/pqvc/pqvc/ir"
@@ -26,94 +27,42 @@ type LossKind struct {
 	Wrt []*ir.Value
 }
 
+// Memory bounds what a calibration run holds at once. The zero value
+// holds everything, which is fastest.
+type Memory struct {
+	// Checkpoint recomputes activations in the backward pass instead of
+	// keeping them, and drops the packed-weight cache (grad.Options).
+	Checkpoint bool
+	// MicroBatch, when positive, runs at most this many images per
+	// forward and backward pass. Batches are split, pseudo-labels and
+	// teacher logits come per image, and the gradient of the mean loss is
+	// the same. Static-batch exports run their own batch size regardless.
+	MicroBatch int
+	// GradBytes, when positive, bounds the gradient accumulators: Measure
+	// sweeps the weights in chunks of at most this many bytes (at least
+	// one weight each), one pass over the calibration data per chunk,
+	// latest layers first since their backward pass is shortest. Each
+	// chunk's gradients are reduced to saliency marginals before the next.
+	GradBytes int64
+}
+
 // Accumulate runs gradients over up to batches calibration batches of
 // batchSize samples (batches ≤ 0: the whole dataset; a short last batch is
 // used as is). Grads are the sample-weighted mean of the batch gradients
 // (the gradient of the mean loss over all samples seen), SqGrads are summed
-// over all samples, and Samples counts them.
+// over all samples, and Samples counts them. It keeps every gradient; see
+// Measure for runs whose memory must stay near the model's size.
 func Accumulate(g *ir.Graph, ds *data.Dataset, batchSize, batches int, loss LossKind) (*grad.Result, error) {
-	if len(g.Inputs) != 1 {
-		return nil, fmt.Errorf("importance: model has %d inputs, want 1", len(g.Inputs))
-	}
-	if batchSize <= 0 {
-		return nil, fmt.Errorf("importance: batch size %d", batchSize)
-	}
-	in := g.Inputs[0]
-	if err := ds.CheckInput(in); err != nil {
-		return nil, fmt.Errorf("importance: %w", err)
-	}
-	if d := in.Type.Shape[0]; d.IsStatic() && d.C > 0 {
-		// A static-batch export takes exactly its batch size; keep the
-		// number of images about the same.
-		batches = max(1, batches*batchSize/int(d.C))
-		batchSize = int(d.C)
-	}
-	var teacher *runtime.Program // the KL teacher, or g itself for pseudo-labels
-	switch loss.Kind {
-	case "ce":
-		if ds.Y == nil {
-			return nil, errors.New("importance: ce loss needs labels; the dataset has none (use pseudo or kl)")
-		}
-	case "pseudo":
-		// The model labels its own data: compile it once as a plain
-		// forward program.
-		var err error
-		if teacher, err = runtime.Compile(g); err != nil {
-			return nil, fmt.Errorf("importance: %w", err)
-		}
-	case "kl":
-		if loss.Teacher == nil || loss.Teacher == g {
-			return nil, errors.New("importance: kl loss needs a separate teacher model")
-		}
-		if len(loss.Teacher.Inputs) != 1 || len(loss.Teacher.Outputs) == 0 {
-			return nil, errors.New("importance: the kl teacher must have one input and an output")
-		}
-		var err error
-		if teacher, err = runtime.Compile(loss.Teacher); err != nil {
-			return nil, fmt.Errorf("importance: teacher: %w", err)
-		}
-	default:
-		return nil, fmt.Errorf("importance: unknown loss %q (want ce, pseudo or kl)", loss.Kind)
-	}
-	e, err := grad.NewEngine(g, grad.Options{Wrt: loss.Wrt, SampleSquares: loss.SampleSquares})
+	c, err := newCalib(g, ds, batchSize, batches, loss, Memory{})
 	if err != nil {
 		return nil, err
-	}
-	n := ds.Len()
-	if batches > 0 {
-		n = min(n, batches*batchSize)
 	}
 	total := &grad.Result{Grads: map[*ir.Value]*ir.Tensor{}}
 	if loss.SampleSquares {
 		total.SqGrads = map[*ir.Value]*ir.Tensor{}
 	}
-	for lo := 0; lo < n; lo += batchSize {
-		hi := min(lo+batchSize, n)
-		x := ds.Batch(lo, hi)
-		inputs := map[string]*ir.Tensor{in.Name: x}
-		l := grad.Loss{Kind: "ce"}
-		switch loss.Kind {
-		case "ce":
-			l.Labels = ds.Y[lo:hi]
-		case "pseudo":
-			if l.Labels, err = predictions(teacher, g, inputs); err != nil {
-				return nil, err
-			}
-		case "kl":
-			out, err := teacher.Run(map[string]*ir.Tensor{loss.Teacher.Inputs[0].Name: x})
-			if err != nil {
-				return nil, fmt.Errorf("importance: teacher: %w", err)
-			}
-			l = grad.Loss{Kind: "kl", Teacher: out[loss.Teacher.Outputs[0].Name]}
-		}
-		r, err := e.Gradients(inputs, l)
-		if err != nil {
-			return nil, fmt.Errorf("importance: batch [%d,%d): %w", lo, hi, err)
-		}
-		merge(total, r)
-	}
-	if total.Samples == 0 {
-		return nil, errors.New("importance: no samples")
+	if err := c.sweep(c.e, total); err != nil {
+		return nil, err
 	}
 	inv := float32(1 / float64(total.Samples))
 	for _, t := range total.Grads {
@@ -125,32 +74,193 @@ func Accumulate(g *ir.Graph, ds *data.Dataset, batchSize, batches int, loss Loss
 	return total, nil
 }
 
-// merge adds a batch result into the running totals, weighting its mean
-// gradient and loss by its sample count.
-func merge(total, r *grad.Result) {
-	w := float32(r.Samples)
-	for v, t := range r.Grads {
-		acc := total.Grads[v]
-		if acc == nil {
-			acc = ir.MustTensor(ir.F32, t.Shape...)
-			total.Grads[v] = acc
+// Measure is Accumulate reduced to saliency marginals, within the memory
+// bounds of mem. The hessian criterion (loss.SampleSquares) collects only
+// the squared gradients it uses.
+func Measure(g *ir.Graph, ds *data.Dataset, batchSize, batches int, loss LossKind, mem Memory) (*Saliency, error) {
+	c, err := newCalib(g, ds, batchSize, batches, loss, mem)
+	if err != nil {
+		return nil, err
+	}
+	wrt := slices.Clone(c.e.Wrt())
+	slices.Reverse(wrt)
+	sal := &Saliency{W: map[*ir.Value]*Marginals{}}
+	for _, chunk := range chunks(wrt, mem.GradBytes) {
+		e, err := c.e.With(chunk)
+		if err != nil {
+			return nil, err
 		}
-		for i, x := range t.F32() {
-			acc.F32()[i] += w * x
+		acc := &grad.Result{}
+		if loss.SampleSquares {
+			acc.SqGrads = map[*ir.Value]*ir.Tensor{}
+		} else {
+			acc.Grads = map[*ir.Value]*ir.Tensor{}
+		}
+		if err := c.sweep(e, acc); err != nil {
+			return nil, err
+		}
+		// acc.Grads holds sums of per-sample gradients; Taylor uses their mean.
+		inv := float32(1 / float64(acc.Samples))
+		for _, t := range acc.Grads {
+			for i := range t.F32() {
+				t.F32()[i] *= inv
+			}
+		}
+		sal.add(acc)
+		sal.Loss, sal.Samples = acc.Loss/float64(acc.Samples), acc.Samples
+	}
+	return sal, nil
+}
+
+// chunks splits weights, in order, into as few runs as a budget of
+// gradient bytes allows (all of them when budget ≤ 0), of about equal
+// size: k = ⌈total/budget⌉ runs, each cut where the running total passes
+// a multiple of total/k. A run exceeds total/k by less than one weight,
+// and the budget by at most that, so DeiT-base's 330 MB in a 82 MB budget
+// make 4 sweeps where first-fit packing made 5.
+func chunks(ws []*ir.Value, budget int64) [][]*ir.Value {
+	var total int64
+	for _, w := range ws {
+		total += 4 * int64(w.Const.Len())
+	}
+	if budget <= 0 || total <= budget {
+		return [][]*ir.Value{ws}
+	}
+	k := (total + budget - 1) / budget
+	var out [][]*ir.Value
+	var cum int64
+	start := 0
+	for i, w := range ws {
+		cum += 4 * int64(w.Const.Len())
+		// Cut after w once the running total reaches the next boundary.
+		if cum*k >= total*int64(len(out)+1) || i == len(ws)-1 {
+			out = append(out, ws[start:i+1])
+			start = i + 1
 		}
 	}
-	for v, t := range r.SqGrads {
-		acc := total.SqGrads[v]
-		if acc == nil {
-			acc = ir.MustTensor(ir.F32, t.Shape...)
-			total.SqGrads[v] = acc
+	return out
+}
+
+// calib is one calibration run's setup, shared by the sweeps of Measure.
+type calib struct {
+	g         *ir.Graph
+	ds        *data.Dataset
+	in        *ir.Value
+	batchSize int
+	n         int // samples used
+	loss      LossKind
+	e         *grad.Engine
+	teacher   *runtime.Program // the KL teacher, or g's own program for pseudo-labels
+	labels    map[int][]int64  // pseudo-labels by batch start, kept across sweeps
+	logits    map[int]*ir.Tensor
+}
+
+func newCalib(g *ir.Graph, ds *data.Dataset, batchSize, batches int, loss LossKind, mem Memory) (*calib, error) {
+	if len(g.Inputs) != 1 {
+		return nil, fmt.Errorf("importance: model has %d inputs, want 1", len(g.Inputs))
+	}
+	if batchSize <= 0 {
+		return nil, fmt.Errorf("importance: batch size %d", batchSize)
+	}
+	in := g.Inputs[0]
+	if err := ds.CheckInput(in); err != nil {
+		return nil, fmt.Errorf("importance: %w", err)
+	}
+	n := ds.Len()
+	if batches > 0 {
+		n = min(n, batches*batchSize)
+	}
+	if d := in.Type.Shape[0]; d.IsStatic() && d.C > 0 {
+		// A static-batch export takes exactly its batch size; keep the
+		// number of images about the same.
+		if batches > 0 {
+			n = min(ds.Len(), max(1, batches*batchSize/int(d.C))*int(d.C))
 		}
-		for i, x := range t.F32() {
-			acc.F32()[i] += x
+		batchSize = int(d.C)
+	} else if mem.MicroBatch > 0 {
+		batchSize = min(batchSize, mem.MicroBatch)
+	}
+	c := &calib{g: g, ds: ds, in: in, batchSize: batchSize, n: n, loss: loss, labels: map[int][]int64{}, logits: map[int]*ir.Tensor{}}
+	switch loss.Kind {
+	case "ce":
+		if ds.Y == nil {
+			return nil, errors.New("importance: ce loss needs labels; the dataset has none (use pseudo or kl)")
+		}
+	case "pseudo":
+	case "kl":
+		if loss.Teacher == nil || loss.Teacher == g {
+			return nil, errors.New("importance: kl loss needs a separate teacher model")
+		}
+		if len(loss.Teacher.Inputs) != 1 || len(loss.Teacher.Outputs) == 0 {
+			return nil, errors.New("importance: the kl teacher must have one input and an output")
+		}
+		var err error
+		if c.teacher, err = runtime.CompileWith(loss.Teacher, runtime.CompileOptions{PackCacheBytes: packCache(mem)}); err != nil {
+			return nil, fmt.Errorf("importance: teacher: %w", err)
+		}
+	default:
+		return nil, fmt.Errorf("importance: unknown loss %q (want ce, pseudo or kl)", loss.Kind)
+	}
+	var err error
+	c.e, err = grad.NewEngine(g, grad.Options{Wrt: loss.Wrt, SampleSquares: loss.SampleSquares, Checkpoint: mem.Checkpoint, NoPackCache: mem.Checkpoint})
+	if err != nil {
+		return nil, err
+	}
+	if loss.Kind == "pseudo" {
+		// The model labels its own data with the engine's forward program.
+		c.teacher = c.e.Program()
+	}
+	if c.n == 0 {
+		return nil, errors.New("importance: no samples")
+	}
+	return c, nil
+}
+
+func packCache(mem Memory) int64 {
+	if mem.Checkpoint {
+		return 0
+	}
+	return runtime.DefaultPackCache()
+}
+
+// sweep runs e over the calibration batches, adding into acc (see
+// grad.Engine.AddTo).
+func (c *calib) sweep(e *grad.Engine, acc *grad.Result) error {
+	for lo := 0; lo < c.n; lo += c.batchSize {
+		hi := min(lo+c.batchSize, c.n)
+		x := c.ds.Batch(lo, hi)
+		inputs := map[string]*ir.Tensor{c.in.Name: x}
+		l := grad.Loss{Kind: "ce"}
+		switch c.loss.Kind {
+		case "ce":
+			l.Labels = c.ds.Y[lo:hi]
+		case "pseudo":
+			if c.labels[lo] == nil {
+				y, err := predictions(c.teacher, c.g, inputs)
+				if err != nil {
+					return err
+				}
+				c.labels[lo] = y
+			}
+			l.Labels = c.labels[lo]
+		case "kl":
+			if c.logits[lo] == nil {
+				out, err := c.teacher.Run(map[string]*ir.Tensor{c.loss.Teacher.Inputs[0].Name: x})
+				if err != nil {
+					return fmt.Errorf("importance: teacher: %w", err)
+				}
+				c.logits[lo] = out[c.loss.Teacher.Outputs[0].Name]
+			}
+			l = grad.Loss{Kind: "kl", Teacher: c.logits[lo]}
+		}
+		if err := e.AddTo(acc, inputs, l); err != nil {
+			return fmt.Errorf("importance: batch [%d,%d): %w", lo, hi, err)
 		}
 	}
-	total.Loss += r.Loss * float64(r.Samples)
-	total.Samples += r.Samples
+	if acc.Samples == 0 {
+		return errors.New("importance: no samples")
+	}
+	return nil
 }
 
 // predictions returns the model's arg-max class per sample (pseudo-labels).

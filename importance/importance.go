@@ -20,7 +20,6 @@ import (
 	"math/rand"
 
 	"github.com/pqvc/pqvc/ir"
-	"github.com/pqvc/pqvc/runtime/grad"
 )
 
 // Slice selects the elements of constant W whose coordinate along Axis is
@@ -76,9 +75,10 @@ type Criterion struct {
 	Seed      int64
 }
 
-// Scores returns scores[g][u] for unit u of group g. grads is needed by
-// taylor (Grads) and hessian (SqGrads, Samples).
-func Scores(groups []Group, c Criterion, grads *grad.Result) ([][]float64, error) {
+// Scores returns scores[g][u] for unit u of group g. sal is needed by
+// taylor (gradients) and hessian (squared per-sample gradients); see
+// Measure and FromGradients.
+func Scores(groups []Group, c Criterion, sal *Saliency) ([][]float64, error) {
 	p := c.Norm
 	if p == 0 {
 		p = 2
@@ -89,11 +89,11 @@ func Scores(groups []Group, c Criterion, grads *grad.Result) ([][]float64, error
 			return nil, fmt.Errorf("importance: magnitude norm %d (want 1 or 2)", c.Norm)
 		}
 	case "taylor", "taylor_joint":
-		if grads == nil || grads.Grads == nil {
+		if !sal.has(taylorSums) {
 			return nil, fmt.Errorf("importance: %s needs gradients", c.Method)
 		}
 	case "hessian":
-		if grads == nil || grads.SqGrads == nil || grads.Samples <= 0 {
+		if !sal.has(obdSums) {
 			return nil, errors.New("importance: hessian needs per-sample squared gradients (grad.Options.SampleSquares)")
 		}
 	case "random":
@@ -114,7 +114,7 @@ func Scores(groups []Group, c Criterion, grads *grad.Result) ([][]float64, error
 			}
 			per := make([]float64, len(u.Slices))
 			for si, s := range u.Slices {
-				v, err := sliceScore(s, c.Method, p, grads)
+				v, err := sliceScore(s, c.Method, p, sal)
 				if err != nil {
 					return nil, fmt.Errorf("importance: group %q unit %q slice %d: %w", g.Name, u.Name, si, err)
 				}
@@ -134,52 +134,35 @@ func Scores(groups []Group, c Criterion, grads *grad.Result) ([][]float64, error
 	return out, nil
 }
 
-// sliceScore applies the method to one slice.
-func sliceScore(s Slice, method string, p int, grads *grad.Result) (float64, error) {
+func taylorSums(m *Marginals) [][]float64 { return m.Taylor }
+func jointSums(m *Marginals) [][]float64  { return m.Joint }
+func obdSums(m *Marginals) [][]float64    { return m.OBD }
+
+// sliceScore applies the method to one slice: magnitude from the weight
+// itself, the gradient criteria from the saliency marginals.
+func sliceScore(s Slice, method string, p int, sal *Saliency) (float64, error) {
 	if s.W == nil || !s.W.IsConst() || s.W.Const.DType != ir.F32 {
 		return 0, fmt.Errorf("%s is not an f32 constant", s.W)
 	}
-	w := s.W.Const.F32()
-	var g []float32
 	switch method {
-	case "taylor", "taylor_joint":
-		t := grads.Grads[s.W]
-		if t == nil {
-			return 0, fmt.Errorf("no gradient for %s", s.W)
-		}
-		g = t.F32()
+	case "taylor":
+		return sal.sum(s, taylorSums, "gradient")
+	case "taylor_joint":
+		v, err := sal.sum(s, jointSums, "gradient")
+		return math.Abs(v), err
 	case "hessian":
-		t := grads.SqGrads[s.W]
-		if t == nil {
-			return 0, fmt.Errorf("no squared gradient for %s", s.W)
-		}
-		g = t.F32()
+		return sal.sum(s, obdSums, "squared gradient")
 	}
-	inv := 1.0
-	if method == "hessian" {
-		inv = 1 / float64(grads.Samples) // SqGrads is a sum over samples
-	}
+	w := s.W.Const.F32()
 	var acc float64
 	err := eachElement(s, func(i int) {
 		x := float64(w[i])
-		switch method {
-		case "magnitude":
-			if p == 1 {
-				acc += math.Abs(x)
-			} else {
-				acc += x * x
-			}
-		case "taylor":
-			acc += math.Abs(x * float64(g[i]))
-		case "taylor_joint":
-			acc += x * float64(g[i])
-		case "hessian":
-			acc += 0.5 * x * x * float64(g[i]) * inv
+		if p == 1 {
+			acc += math.Abs(x)
+		} else {
+			acc += x * x
 		}
 	})
-	if method == "taylor_joint" {
-		acc = math.Abs(acc)
-	}
 	return acc, err
 }
 

@@ -1,9 +1,11 @@
 package importance
 
 import (
+	"fmt"
 	"math"
 	"math/rand"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -47,7 +49,7 @@ func TestScoresByHand(t *testing.T) {
 		{Name: "r1", Slices: []Slice{{W: w, Axis: 0, Index: []int{1}}}},
 	}}}
 	score := func(c Criterion, gs []Group) [][]float64 {
-		s, err := Scores(gs, c, res)
+		s, err := Scores(gs, c, FromGradients(res))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -65,6 +67,11 @@ func TestScoresByHand(t *testing.T) {
 
 	cols := []Group{{Units: []Unit{{Name: "c02", Slices: []Slice{{W: w, Axis: 1, Index: []int{0, 2}}}}}}}
 	checkScores(t, "column slice", score(Criterion{Method: "magnitude", Normalize: "none"}, cols), 1+9+16+36)
+	// Products w·g = [0.5 2 6; -4 0 6]; columns 0 and 2.
+	checkScores(t, "taylor column slice", score(Criterion{Method: "taylor", Normalize: "none"}, cols), 0.5+6+4+6)
+	checkScores(t, "taylor_joint column slice", score(Criterion{Method: "taylor_joint", Normalize: "none"}, cols), 0.5+6-4+6)
+	// ¼·w²·SqGrads = [0.5 4 13.5; 32 62.5 108].
+	checkScores(t, "hessian column slice", score(Criterion{Method: "hessian", Normalize: "none"}, cols), 0.5+13.5+32+108)
 
 	// A unit spanning two tensors: row 0 of w (14) and element 0 of b (1).
 	multi := []Group{{Units: []Unit{{Name: "m", Slices: []Slice{{W: w, Axis: 0, Index: []int{0}}, {W: b, Axis: 0, Index: []int{0}}}}}}}
@@ -92,12 +99,42 @@ func TestScoresByHand(t *testing.T) {
 		{Criterion{Method: "magnitude"}, []Group{{Units: []Unit{{Slices: []Slice{{W: w, Axis: 2, Index: []int{0}}}}}}}},
 		{Criterion{Method: "magnitude"}, []Group{{Units: []Unit{{Slices: []Slice{{W: w, Axis: 0, Index: []int{2}}}}}}}},
 	} {
-		if _, err := Scores(bad.gs, bad.c, res); err == nil {
+		if _, err := Scores(bad.gs, bad.c, FromGradients(res)); err == nil {
 			t.Errorf("%+v: want an error", bad.c)
 		}
 	}
-	if _, err := Scores(rows, Criterion{Method: "hessian"}, &grad.Result{Grads: res.Grads}); err == nil {
+	if _, err := Scores(rows, Criterion{Method: "hessian"}, FromGradients(&grad.Result{Grads: res.Grads, Samples: 2})); err == nil {
 		t.Error("hessian without SqGrads: want an error")
+	}
+}
+
+// TestMarginals: the per-axis sums behind slice scores match summing the
+// slice's elements directly, on every axis of a rank-3 weight.
+func TestMarginals(t *testing.T) {
+	rng := rand.New(rand.NewSource(5))
+	g := ir.NewGraph("m")
+	wt := ir.MustTensor(ir.F32, 2, 3, 4)
+	gt := ir.MustTensor(ir.F32, 2, 3, 4)
+	for i := range wt.F32() {
+		wt.F32()[i], gt.F32()[i] = float32(rng.NormFloat64()), float32(rng.NormFloat64())
+	}
+	w := g.AddConst("w", wt)
+	sal := FromGradients(&grad.Result{Grads: map[*ir.Value]*ir.Tensor{w: gt}, Samples: 1})
+	for ax := range 3 {
+		for idx := range int(wt.Shape[ax]) {
+			s := Slice{W: w, Axis: ax, Index: []int{idx}}
+			var want float64
+			if err := eachElement(s, func(i int) { want += math.Abs(float64(wt.F32()[i]) * float64(gt.F32()[i])) }); err != nil {
+				t.Fatal(err)
+			}
+			got, err := sliceScore(s, "taylor", 2, sal)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !near(got, want) {
+				t.Errorf("axis %d index %d: marginal %v, direct %v", ax, idx, got, want)
+			}
+		}
 	}
 }
 
@@ -148,7 +185,7 @@ func TestHessianUsesAllSamples(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := Scores(cols, Criterion{Method: "hessian", Normalize: "none"}, r)
+		s, err := Scores(cols, Criterion{Method: "hessian", Normalize: "none"}, FromGradients(r))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -214,10 +251,10 @@ func TestAccumulateLossKinds(t *testing.T) {
 	}
 }
 
-// TestFashionMNIST runs the criteria end to end on the small real model
-// and logs the cost of calibration.
-func TestFashionMNIST(t *testing.T) {
-	const model, calib = "../assets/deit_fmnist_p7.onnx", "../assets/fmnist_calib.npz"
+// shipped loads a model from assets with the shipped calibration data.
+func shipped(t *testing.T, model string) (*ir.Graph, *data.Dataset) {
+	t.Helper()
+	const calib = "../assets/fmnist_calib.npz"
 	if testing.Short() {
 		t.Skip("model test in -short mode")
 	}
@@ -232,6 +269,13 @@ func TestFashionMNIST(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return g, ds
+}
+
+// TestFashionMNIST runs the criteria end to end on the small real model
+// and logs the cost of calibration.
+func TestFashionMNIST(t *testing.T) {
+	g, ds := shipped(t, "../assets/deit_fmnist_p7.onnx")
 	start := time.Now()
 	r, err := Accumulate(g, ds, 32, 2, LossKind{Kind: "ce", SampleSquares: true})
 	if err != nil {
@@ -250,7 +294,7 @@ func TestFashionMNIST(t *testing.T) {
 		grp.Units = append(grp.Units, Unit{Slices: []Slice{{W: w, Axis: 1, Index: []int{i}}}})
 	}
 	for _, m := range []string{"magnitude", "taylor", "hessian", "random"} {
-		s, err := Scores([]Group{grp}, Criterion{Method: m}, r)
+		s, err := Scores([]Group{grp}, Criterion{Method: m}, FromGradients(r))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -258,6 +302,90 @@ func TestFashionMNIST(t *testing.T) {
 			if math.IsNaN(x) || x < 0 {
 				t.Fatalf("%s: score %v", m, x)
 			}
+		}
+	}
+}
+
+// TestMeasureLowMemory: the memory-bounded run (recomputed activations,
+// one image per pass, weights swept in small chunks, latest first) gives
+// the same saliency as keeping everything, up to float32 summation order,
+// for each loss and for the squared gradients of the hessian criterion.
+func TestMeasureLowMemory(t *testing.T) {
+	g, ds := shipped(t, "../assets/deit_fmnist.onnx")
+	low := Memory{Checkpoint: true, MicroBatch: 1, GradBytes: 64 << 10}
+	for _, lk := range []LossKind{{Kind: "ce"}, {Kind: "pseudo"}, {Kind: "ce", SampleSquares: true}} {
+		full, err := Accumulate(g, ds, 4, 2, lk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := FromGradients(full)
+		got, err := Measure(g, ds, 4, 2, lk, low)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Samples != 8 || math.Abs(got.Loss-want.Loss) > 1e-5*want.Loss {
+			t.Errorf("%+v: %d samples, loss %v; want 8 and %v", lk, got.Samples, got.Loss, want.Loss)
+		}
+		if len(got.W) != len(want.W) {
+			t.Fatalf("%+v: saliency for %d weights, want %d", lk, len(got.W), len(want.W))
+		}
+		pick := taylorSums
+		if lk.SampleSquares {
+			pick = obdSums
+		}
+		for w, m := range want.W {
+			a, b := pick(m), pick(got.W[w])
+			if b == nil {
+				t.Fatalf("%+v: %s has no sums", lk, w)
+			}
+			for ax := range a {
+				var scale float64
+				for _, x := range a[ax] {
+					scale = max(scale, x)
+				}
+				for i := range a[ax] {
+					if d := math.Abs(a[ax][i] - b[ax][i]); d > 1e-4*scale+1e-12 {
+						t.Fatalf("%+v: %s axis %d index %d: low-memory %v, full %v", lk, w, ax, i, b[ax][i], a[ax][i])
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestChunks: weights are split into ⌈total/budget⌉ runs of about equal
+// bytes, in order, each over total/k by less than one weight.
+func TestChunks(t *testing.T) {
+	g := ir.NewGraph("c")
+	var ws []*ir.Value
+	var total, biggest int64
+	for i, n := range []int64{9, 3, 9, 9, 1, 3, 9, 9, 2, 9, 3, 9} {
+		ws = append(ws, g.AddConst(fmt.Sprintf("w%d", i), ir.MustTensor(ir.F32, n, 256)))
+		total += 4 * 256 * n
+		biggest = max(biggest, 4*256*n)
+	}
+	for _, budget := range []int64{0, total, total / 2, total / 4, total / 5, total / 7, 1} {
+		cs := chunks(ws, budget)
+		want := int64(1)
+		if budget > 0 {
+			want = (total + budget - 1) / budget
+		}
+		var flat []*ir.Value
+		for _, c := range cs {
+			var b int64
+			for _, w := range c {
+				b += 4 * int64(w.Const.Len())
+			}
+			if len(c) == 0 || b >= total/want+biggest {
+				t.Errorf("budget %d: a chunk of %d weights, %d bytes (total %d in %d)", budget, len(c), b, total, want)
+			}
+			flat = append(flat, c...)
+		}
+		if int64(len(cs)) > want || (want <= int64(len(ws)) && int64(len(cs)) < want-1) {
+			t.Errorf("budget %d: %d chunks, want %d", budget, len(cs), want)
+		}
+		if !slices.Equal(flat, ws) {
+			t.Errorf("budget %d: chunks reorder or lose weights", budget)
 		}
 	}
 }
