@@ -37,6 +37,7 @@ func runSearch(env *Env, args []string) error {
 	units := fs.String("units", "heads,head_dim,mlp", "prunable unit kinds searched, comma-separated (heads, head_dim, mlp)")
 	useORT := fs.Bool("ort", false, "also time the model and the result in ONNX Runtime (1 thread)")
 	quiet := fs.Bool("q", false, "print only errors")
+	fs.BoolVar(&ro.RefuseNonfinite, "refuse-nonfinite", false, "refuse a model whose weights hold NaN or Inf (default: warn)")
 	pos, err := parse(env, fs, args, searchUsage)
 	if err != nil {
 		return err
@@ -79,7 +80,7 @@ func runSearch(env *Env, args []string) error {
 		}
 	}
 
-	in, err := searchInputs(pos[0], ro)
+	in, err := searchInputs(env, pos[0], ro)
 	if err != nil {
 		return err
 	}
@@ -128,7 +129,7 @@ func runSearch(env *Env, args []string) error {
 
 // searchInputs reads the base recipe and loads what it names (or the
 // overrides), with absolute paths so the found recipe works from anywhere.
-func searchInputs(path string, o RecipeOptions) (search.Inputs, error) {
+func searchInputs(env *Env, path string, o RecipeOptions) (search.Inputs, error) {
 	src, err := os.ReadFile(path)
 	if err != nil {
 		return search.Inputs{}, err
@@ -167,7 +168,7 @@ func searchInputs(path string, o RecipeOptions) (search.Inputs, error) {
 	if in.EvalPath == "" {
 		return in, fmt.Errorf("%s: the search needs labelled evaluation data (evaluate_with or --eval)", path)
 	}
-	if in.Model, err = loadModel(in.ModelPath); err != nil {
+	if in.Model, err = loadModelChecked(env, in.ModelPath, o.RefuseNonfinite); err != nil {
 		return in, err
 	}
 	var ds *data.Dataset

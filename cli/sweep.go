@@ -40,6 +40,7 @@ type SweepOptions struct {
 	EvalLimit          int
 	Runs, Warmup       int // latency: timed and untimed runs per point
 	Verify             bool
+	RefuseNonfinite    bool // refuse a model with NaN/Inf weights instead of warning
 	Retime             bool // time every point again
 	Quiet              bool
 }
@@ -61,6 +62,7 @@ func runSweep(env *Env, args []string) error {
 	fs.IntVar(&o.Runs, "runs", 10, "timed runs per point (the median is reported)")
 	fs.IntVar(&o.Warmup, "warmup", 2, "untimed runs per point before timing")
 	fs.BoolVar(&o.Verify, "verify", true, "verify the IR after every transform")
+	fs.BoolVar(&o.RefuseNonfinite, "refuse-nonfinite", false, "refuse a model whose weights hold NaN or Inf (default: warn)")
 	fs.BoolVar(&o.Retime, "retime", false, "time every point again, including points an earlier run timed")
 	fs.BoolVar(&o.Quiet, "q", false, "print only errors")
 	pos, err := parse(env, fs, args, "sweep BASE.pqv [-o DIR] [--ratios LIST] [--criteria LIST] [--quant LIST] [--unit UNIT] [--jobs N] [--ort auto|on|off] [--eval-limit N]")
@@ -109,11 +111,11 @@ func RunSweep(env *Env, path string, o SweepOptions) ([]*sweep.Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := prepareOutDir(o.OutDir); err != nil {
+	g, err := loadModelChecked(env, modelPath, o.RefuseNonfinite)
+	if err != nil {
 		return nil, err
 	}
-	g, err := loadModel(modelPath)
-	if err != nil {
+	if err := prepareOutDir(o.OutDir); err != nil {
 		return nil, err
 	}
 	calib, evalSet, err := loadRecipeData(g, calibPath, evalPath)
