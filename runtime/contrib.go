@@ -19,9 +19,25 @@ func init() {
 	register(ir.MSDomain+".Attention", attention)
 }
 
-// gelu32 is the exact GELU, the same formula as the default-domain Gelu
-// kernel so that fusing changes no bits there.
-func gelu32(x float32) float32 { return 0.5 * x * (1 + erff(x*0.7071067811865476)) }
+// geluInto writes the exact GELU of src[i] (+ bias[i mod len(bias)] when
+// bias is not nil) to dst, with the vector erf: dst holds x/√2 first, so
+// erf runs 16 lanes at a time. The default-domain Gelu kernel uses it too,
+// so fusing changes no bits there, and so does the Go backend.
+func geluInto(dst, src, bias []float32, off int) {
+	at := func(i int) float32 {
+		if bias == nil {
+			return src[i]
+		}
+		return src[i] + bias[(off+i)%len(bias)]
+	}
+	for i := range dst {
+		dst[i] = at(i) * 0.7071067811865476
+	}
+	kernels.Erf(dst, dst)
+	for i := range dst {
+		dst[i] = 0.5 * at(i) * (1 + dst[i])
+	}
+}
 
 // msGelu computes Gelu(a) or, with a second argument, Gelu(a + bias).
 func msGelu(x *execCtx, v *ir.Value, args []*ir.Tensor) (*ir.Tensor, error) {
@@ -40,15 +56,7 @@ func msGelu(x *execCtx, v *ir.Value, args []*ir.Tensor) (*ir.Tensor, error) {
 		}
 		bias = b.F32()
 	}
-	parallelFor(len(src), 16384, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			y := src[i]
-			if bias != nil {
-				y += bias[i%len(bias)]
-			}
-			dst[i] = gelu32(y)
-		}
-	})
+	parallelFor(len(src), 16384, func(lo, hi int) { geluInto(dst[lo:hi], src[lo:hi], bias, lo) })
 	return res, nil
 }
 
@@ -122,25 +130,12 @@ func attend(v *ir.Value, b, sq, sk, e, ev int, q []float32, ldq int, k []float32
 }
 
 // softmaxRows normalises each row of n elements in place, as the Softmax
-// kernel does.
+// kernel does (the same vector exp, so fusing attention changes no bits).
 func softmaxRows(s []float32, n int) {
 	parallelFor(len(s)/n, max(1, 4096/max(n, 1)), func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			row := s[r*n : (r+1)*n]
-			m := float32(math.Inf(-1))
-			for _, x := range row {
-				m = max(m, x)
-			}
-			var sum float32
-			for j, x := range row {
-				ex := expf(x - m)
-				row[j] = ex
-				sum += ex
-			}
-			inv := 1 / sum
-			for j := range row {
-				row[j] *= inv
-			}
+			softmaxRow(row, row, false)
 		}
 	})
 }

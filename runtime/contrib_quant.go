@@ -28,10 +28,7 @@ func dynamicQuantizeU8(a *ir.Tensor) (*ir.Tensor, float32, int32, error) {
 	xs := a.F32()
 	lo, hi := float32(0), float32(0)
 	if len(xs) > 0 {
-		lo, hi = float32(math.Inf(1)), float32(math.Inf(-1))
-		for _, x := range xs {
-			lo, hi = min(lo, x), max(hi, x)
-		}
+		lo, hi = minMax(xs)
 		lo, hi = min(lo, 0), max(hi, 0)
 	}
 	scale := max((hi-lo)/255, minDynScale)

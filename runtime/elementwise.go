@@ -375,6 +375,10 @@ func unary(x *execCtx, v *ir.Value, args []*ir.Tensor) (*ir.Tensor, error) {
 		return nil, err
 	}
 	src, dst := a.F32(), res.F32()
+	if ap := v.Str("approximate"); v.Op == "Gelu" && (ap == "" || ap == "none") {
+		parallelFor(len(src), 16384, func(lo, hi int) { geluInto(dst[lo:hi], src[lo:hi], nil, lo) })
+		return res, nil
+	}
 	if vec := vectorUnary[v.Op]; vec != nil {
 		parallelFor(len(src), 32768, func(lo, hi int) { vec(dst[lo:hi], src[lo:hi]) })
 		return res, nil
@@ -442,7 +446,7 @@ func unaryFunc(v *ir.Value) (func(float32) float32, error) {
 				return 0.5 * x * (1 + tanhf(0.7978845608028654*(x+0.044715*x*x*x)))
 			}, nil
 		}
-		return func(x float32) float32 { return 0.5 * x * (1 + erff(x*0.7071067811865476)) }, nil
+		return nil, fmt.Errorf("Gelu approximate=%q: want none or tanh", v.Str("approximate"))
 	case "LeakyRelu":
 		alpha := v.Float("alpha")
 		return func(x float32) float32 {

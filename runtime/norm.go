@@ -82,10 +82,7 @@ func softmax(x *execCtx, v *ir.Value, args []*ir.Tensor) (*ir.Tensor, error) {
 }
 
 func softmaxRow(dst, src []float32, logSm bool) {
-	m := float32(math.Inf(-1))
-	for _, x := range src {
-		m = max(m, x)
-	}
+	m := maxOf(src)
 	for j, x := range src {
 		dst[j] = x - m
 	}
@@ -101,11 +98,7 @@ func softmaxRow(dst, src []float32, logSm bool) {
 		return
 	}
 	kernels.Exp(dst, dst)
-	var sum float32
-	for _, e := range dst {
-		sum += e
-	}
-	inv := 1 / sum
+	inv := 1 / sum4(dst)
 	for j := range dst {
 		dst[j] *= inv
 	}
