@@ -92,8 +92,9 @@ func RunRecipe(env *Env, path string, o RecipeOptions) (*Report, error) {
 			fmt.Fprintf(env.Stderr, "pqvc: "+format+"\n", args...)
 		}
 	}
+	large := false
 	if fi, err := os.Stat(modelPath); err == nil {
-		softMemoryLimit(fi.Size())
+		large = softMemoryLimit(fi.Size())
 	}
 	g, err := loadModelChecked(env, modelPath, o.RefuseNonfinite)
 	if err != nil {
@@ -156,6 +157,7 @@ func RunRecipe(env *Env, path string, o RecipeOptions) (*Report, error) {
 			return nil, fmt.Errorf("%s: emit %s: %w", e.Pos, e.Format, err)
 		}
 		staged := st.path(e.Path)
+		collectBeforeEmit(large)
 		if err := os.MkdirAll(filepath.Dir(staged), 0o755); err != nil {
 			return nil, fmt.Errorf("%s: emit %s: %w", e.Pos, e.Format, st.unstage(err))
 		}
