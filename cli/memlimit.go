@@ -23,8 +23,8 @@ import (
 //
 // The runtime's cache of packed weights (one GEMM-ready copy per weight,
 // kept between runs) is bounded to a quarter of the weights for the same
-// models: calibration, evaluation and latency runs then repack the rest on
-// each use instead of holding a second copy of the model.
+// models: calibration, evaluation and latency runs multiply by the other
+// weights unpacked instead of holding a second copy of the model.
 func softMemoryLimit(weightBytes int64) bool {
 	const small = 64 << 20
 	if weightBytes < small {

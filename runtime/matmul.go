@@ -45,8 +45,7 @@ func matmul(x *execCtx, v *ir.Value, args []*ir.Tensor) (*ir.Tensor, error) {
 		return finishMatMulShape(res, a, b), nil
 	}
 	if len(bs) == 2 && v.Arg(1).IsConst() && len(b.Shape) == 2 {
-		pb := x.packedFor(v.Arg(1), func() any { return kernels.PackB(false, k, n, bd, n) }).(*kernels.PackedB)
-		kernels.SgemmPacked(len(ad)/k, ad, k, pb, cd, n, nil)
+		gemmConstB(x, v.Arg(1), false, len(ad)/k, k, n, ad, bd, n, cd, nil)
 		return finishMatMulShape(res, a, b), nil
 	}
 	nb := prod(batch)
@@ -86,9 +85,29 @@ func matmulBias(x *execCtx, v *ir.Value, args []*ir.Tensor, bias *ir.Tensor) (*i
 	if len(ad) == 0 {
 		return res, nil
 	}
-	pb := x.packedFor(v.Arg(1), func() any { return kernels.PackB(false, k, n, bd, n) }).(*kernels.PackedB)
-	kernels.SgemmPacked(len(ad)/k, ad, k, pb, res.F32(), n, bias.F32())
+	gemmConstB(x, v.Arg(1), false, len(ad)/k, k, n, ad, bd, n, res.F32(), bias.F32())
 	return res, nil
+}
+
+// gemmConstB computes c = a·op(b) (+ bias per column) for a constant
+// weight w holding b: through the Program's packed copy of b when it keeps
+// one or has room for one, else straight from b, which the GEMM packs
+// block by block into a pooled workspace. Packing the whole weight per call
+// instead would make garbage as large as the model on every run of a model
+// past the pack-cache budget. Both paths give the same bits (TestPackCacheBudget).
+func gemmConstB(x *execCtx, w *ir.Value, transB bool, m, k, n int, a, b []float32, ldb int, c, bias []float32) {
+	if pk := x.packedIfRoom(w, func() any { return kernels.PackB(transB, k, n, b, ldb) }); pk != nil {
+		kernels.SgemmPacked(m, a, k, pk.(*kernels.PackedB), c, n, bias)
+		return
+	}
+	beta := float32(0)
+	if bias != nil {
+		for i := range m {
+			copy(c[i*n:i*n+n], bias)
+		}
+		beta = 1
+	}
+	kernels.Sgemm(false, transB, m, n, k, 1, a, k, b, ldb, beta, c, n)
 }
 
 // finishMatMulShape drops the dims numpy adds for 1-D operands.
@@ -153,12 +172,11 @@ func gemm(x *execCtx, v *ir.Value, args []*ir.Tensor) (*ir.Tensor, error) {
 	// the bias fused in the kernel epilogue.
 	if !ta && alpha == 1 && v.Arg(1).IsConst() && (c == nil || beta == 1 && len(c.F32()) == n && c.Shape[len(c.Shape)-1] == int64(n)) {
 		bd := b.F32()
-		pb := x.packedFor(v.Arg(1), func() any { return kernels.PackB(tb, k, n, bd, int(b.Shape[1])) }).(*kernels.PackedB)
 		var bias []float32
 		if c != nil {
 			bias = c.F32()
 		}
-		kernels.SgemmPacked(m, a.F32(), k, pb, cd, n, bias)
+		gemmConstB(x, v.Arg(1), tb, m, k, n, a.F32(), bd, int(b.Shape[1]), cd, bias)
 		return res, nil
 	}
 	betaEff := float32(0)

@@ -9,7 +9,8 @@ import (
 )
 
 // TestPackCacheBudget: a Program keeps packed weights only within its
-// budget, rebuilds the rest on use, and computes the same bits either way;
+// budget, multiplies by the rest unpacked, and computes the same bits
+// either way;
 // KeepOnly keeps just the values asked for.
 func TestPackCacheBudget(t *testing.T) {
 	rng := rand.New(rand.NewSource(1))

@@ -5,7 +5,7 @@
 // in topological order and frees each intermediate after its last use.
 // Matrix products go to runtime/kernels (packed, blocked, SIMD, multi-core);
 // weights that feed MatMul/Gemm are packed once per Program (within a byte
-// budget, see CompileOptions; past it they are repacked on use). Calibration,
+// budget, see CompileOptions). Calibration,
 // importance and evaluation all run graphs through here, and the tests hold
 // its results against ONNX Runtime.
 package runtime
@@ -54,9 +54,10 @@ type CompileOptions struct {
 	// PackCacheBytes bounds the per-weight prepared forms (packed GEMM
 	// panels, dequantized int8 weights) a Program keeps between runs. They
 	// are as large as the weights themselves, so an unbounded cache doubles
-	// a model's memory; past the bound a form is rebuilt on every use,
-	// which costs a pass over the weight (small next to the GEMM it feeds
-	// unless the batch is tiny). Negative means unlimited.
+	// a model's memory. Past the bound, a float MatMul reads its weight
+	// directly (the GEMM packs it block by block into a reused workspace,
+	// with the same bits) and a dequantized weight is rebuilt on each use.
+	// Negative means unlimited.
 	PackCacheBytes int64
 }
 
@@ -408,14 +409,24 @@ func (p *Program) Eval(v *ir.Value, args []*ir.Tensor) (*ir.Tensor, error) {
 }
 
 // packedFor returns a per-weight prepared form, building it once and
-// keeping it while the Program's pack cache has room. Its size is taken
+// keeping it while the Program's pack cache has room (else building it for
+// this use only).
+func (x *execCtx) packedFor(v *ir.Value, build func() any) any {
+	if pk := x.packedIfRoom(v, build); pk != nil {
+		return pk
+	}
+	return build()
+}
+
+// packedIfRoom returns v's cached prepared form, building and caching it
+// if the pack cache has room, or nil when it has none. Its size is taken
 // as four bytes per element of v (the float form; int8 panels are
 // smaller, so the bound errs on the safe side).
-func (x *execCtx) packedFor(v *ir.Value, build func() any) any {
+func (x *execCtx) packedIfRoom(v *ir.Value, build func() any) any {
 	p := x.p
 	p.packMu.Lock()
+	defer p.packMu.Unlock()
 	if pk, ok := p.packed[v]; ok {
-		p.packMu.Unlock()
 		return pk
 	}
 	size := int64(4)
@@ -423,11 +434,8 @@ func (x *execCtx) packedFor(v *ir.Value, build func() any) any {
 		size *= max(d.C, 1)
 	}
 	if p.packLimit >= 0 && p.packBytes+size > p.packLimit {
-		// Not kept: build outside the lock so concurrent runs don't queue.
-		p.packMu.Unlock()
-		return build()
+		return nil
 	}
-	defer p.packMu.Unlock()
 	pk := build()
 	p.packed[v] = pk
 	p.packBytes += size
