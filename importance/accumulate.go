@@ -39,10 +39,11 @@ type Memory struct {
 	// the same. Static-batch exports run their own batch size regardless.
 	MicroBatch int
 	// GradBytes, when positive, bounds the gradient accumulators: Measure
-	// sweeps the weights in chunks of at most this many bytes (at least
-	// one weight each), one pass over the calibration data per chunk,
-	// latest layers first since their backward pass is shortest. Each
-	// chunk's gradients are reduced to saliency marginals before the next.
+	// sweeps the weights in equal chunks of at most this many bytes (plus
+	// less than one weight; see chunks), one pass over the calibration
+	// data per chunk, latest layers first since their backward pass is
+	// shortest. Each chunk's gradients are reduced to saliency marginals
+	// before the next.
 	GradBytes int64
 }
 
