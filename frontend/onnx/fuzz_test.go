@@ -4,6 +4,9 @@ import (
 	"os"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+
+	"github.com/pqvc/pqvc/internal/onnxpb"
 	"github.com/pqvc/pqvc/ir"
 )
 
@@ -20,6 +23,13 @@ func FuzzDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		g, err := Decode(b, "/nonexistent-pqvc-fuzz")
 		if err != nil {
+			// Whatever protobuf rejects, the error says where.
+			if proto.Unmarshal(b, &onnxpb.ModelProto{}) != nil {
+				c := locateCorruption(b, (&onnxpb.ModelProto{}).ProtoReflect().Descriptor())
+				if c == nil || c.off < 0 || c.off > len(b) {
+					t.Fatalf("corrupt protobuf not located (%v): %v", c, err)
+				}
+			}
 			return
 		}
 		// The frontend infers every node's type as it converts, so a graph

@@ -71,6 +71,9 @@ func Decode(data []byte, dir string) (*ir.Graph, error) {
 	}
 	var m onnxpb.ModelProto
 	if err := (proto.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(data, &m); err != nil {
+		if c := locateCorruption(data, m.ProtoReflect().Descriptor()); c != nil {
+			return nil, fmt.Errorf("not a valid ONNX model (truncated or corrupt protobuf) %s", c)
+		}
 		return nil, fmt.Errorf("not a valid ONNX model (truncated or corrupt protobuf): %v", shortProtoErr(err))
 	}
 	return FromProto(&m, dir)
