@@ -26,7 +26,7 @@ func checkRun(t *testing.T, what string, args []string, out string) int {
 	var stdout, stderr bytes.Buffer
 	code := cli.Main(args, &stdout, &stderr)
 	msg := stderr.String()
-	if strings.Contains(msg, "internal error") || strings.Contains(msg, "goroutine") {
+	if strings.Contains(msg, "internal error") || strings.Contains(msg, "goroutine") || strings.Contains(msg, "panic") {
 		t.Errorf("%s: pqvc %s panicked:\n%s", what, strings.Join(args, " "), msg)
 	}
 	var lines []string

@@ -121,7 +121,8 @@ func writeFileAtomic(path string, write func(w io.Writer) error) (err error) {
 func safely(what string, f func() error) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("%s: npyio panicked: %v", what, p)
+			// Worded for users: the input is bad, not pqvc.
+			err = fmt.Errorf("%s: not readable (%v)", what, p)
 		}
 	}()
 	return f()
@@ -175,16 +176,22 @@ func decodeNpy(r io.Reader, size int64) (*Array, error) {
 		return nil, errors.New("corrupt header: no terminating newline")
 	}
 
-	// Header dictionary, parsed by npyio.
+	// Header dictionary, parsed by npyio, which expects a closed {...}.
 	var h npy.Header
-	err := safely("header", func() error {
-		hr, err := npy.NewReader(bytes.NewReader(hdr))
-		if err != nil {
-			return err
-		}
-		h = hr.Header
-		return nil
-	})
+	err := errors.New("the dictionary is not enclosed in { }")
+	if d := bytes.TrimSpace(hdr[len(pre):]); len(d) >= 2 && d[0] == '{' && d[len(d)-1] == '}' {
+		err = nil
+	}
+	if err == nil {
+		err = safely("header", func() error {
+			hr, err := npy.NewReader(bytes.NewReader(hdr))
+			if err != nil {
+				return err
+			}
+			h = hr.Header
+			return nil
+		})
+	}
 	if err != nil {
 		dict := strings.TrimSpace(string(hdr[len(pre):]))
 		if len(dict) > 120 {

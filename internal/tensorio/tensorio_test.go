@@ -407,6 +407,7 @@ func TestReadErrors(t *testing.T) {
 		{"baddict.npy", npyBytes("{'shape': (1,)}", nil), "corrupt header"},
 		{"badorder.npy", npyBytes("{'descr': '<f4', 'fortran_order': Maybe, 'shape': (1,), }", nil), "corrupt header"},
 		{"badshape.npy", npyBytes("{'descr': '<f4', 'fortran_order': False, 'shape': (x,), }", nil), "corrupt header"},
+		{"unclosed.npy", npyBytes("{'descr': '<f4', 'fortran_order': False, 'shape': (1,), ", make([]byte, 4)), "the dictionary is not enclosed in { }"},
 		// Key order npyio cannot parse: an error, not a panic.
 		{"keyorder.npy", npyBytes("{'shape': (1,), 'fortran_order': False, 'descr': '<f4', }", make([]byte, 4)), "corrupt header"},
 	}
