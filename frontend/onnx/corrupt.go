@@ -212,13 +212,18 @@ func firstInvalidUTF8(b []byte) int {
 }
 
 // describeWireErr words protowire's parse errors for a user: most of them
-// mean the file ends early or a length is wrong.
+// mean the file ends early or a length is wrong, or bytes were damaged.
 func describeWireErr(n int) string {
-	s := protowire.ParseError(n).Error()
-	s = strings.TrimPrefix(s, "proto: ")
-	switch s {
+	switch s := shortProtoErr(protowire.ParseError(n)); s {
 	case "unexpected EOF":
 		return "the data ends inside it (truncated file or wrong length)"
+	case "cannot parse reserved wire type":
+		return "a field header has an invalid wire type (damaged bytes)"
+	case "mismatching end group marker":
+		return "an unmatched group marker (damaged bytes)"
+	case "invalid field number":
+		return "field number 0 is invalid (damaged bytes)"
+	default:
+		return s
 	}
-	return s
 }
