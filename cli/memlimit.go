@@ -48,3 +48,12 @@ func collectBeforeEmit(large bool) {
 		goruntime.GC()
 	}
 }
+
+// releaseMemory returns the freed heap of a large model to the operating
+// system, so that a child process started next (ONNX Runtime's runner)
+// does not add its memory to pages pqvc no longer uses.
+func releaseMemory(large bool) {
+	if large {
+		debug.FreeOSMemory()
+	}
+}

@@ -114,12 +114,8 @@ func RunRecipe(env *Env, path string, o RecipeOptions) (*Report, error) {
 		rep.AccuracyBefore, rep.EvalImages = &r.Accuracy, r.N
 		logf("accuracy before: %.2f%% on %d images", 100*r.Accuracy, r.N)
 	}
-	runner, err := rep.measureBefore(g, modelPath, o.Latency)
-	if err != nil {
+	if err := rep.measureBefore(g, modelPath, o.Latency); err != nil {
 		return nil, err
-	}
-	if runner != nil {
-		defer runner.Close()
 	}
 	pl := rec.Pipeline()
 	cfg := passes.Config{Verify: o.Verify, Calib: calib, Eval: evalSet, Logf: logf, DumpAfter: o.DumpAfter,
@@ -169,8 +165,14 @@ func RunRecipe(env *Env, path string, o RecipeOptions) (*Report, error) {
 			onnxOut = staged
 		}
 	}
-	if err := rep.measureAfter(g, onnxOut, runner); err != nil {
+	if err := rep.measureAfter(g, onnxOut); err != nil {
 		return nil, err
+	}
+	if rep.ortBefore != nil {
+		// Let go of the graph before ONNX Runtime loads its own copies.
+		g = nil
+		releaseMemory(large)
+		rep.measureORT()
 	}
 	mdRel := "report.md"
 	if rec.Report != "" {

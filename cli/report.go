@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/pqvc/pqvc/internal/ort"
+	"github.com/pqvc/pqvc/internal/tensorio"
 	"github.com/pqvc/pqvc/ir"
 	"github.com/pqvc/pqvc/measure"
 	"github.com/pqvc/pqvc/passes"
@@ -45,6 +46,8 @@ type Report struct {
 	ORTMsBefore     *float64 `json:"ort_ms_before,omitempty"` // ONNX Runtime, the input file
 	ORTMsAfter      *float64 `json:"ort_ms_after,omitempty"`  // ONNX Runtime, the emitted ONNX file
 	Timing          *Timing  `json:"timing,omitempty"`
+
+	ortBefore, ortAfter *ortJob // ONNX Runtime timings measureORT owes
 }
 
 // Timing says how the report's latencies were taken.
@@ -74,9 +77,13 @@ func passReports(r *passes.Report) []PassReport {
 		return out
 	}
 	for _, s := range r.Steps {
-		res := s.Result
-		if _, err := json.Marshal(res); err != nil {
-			res = fmt.Sprint(res) // a plugin's result that JSON cannot hold
+		// The report keeps the result's JSON, not the result: an analysis
+		// result refers to the graph (importance's gradients are keyed by
+		// its values), and holding it would keep the whole graph alive
+		// while ONNX Runtime times the outputs at the end.
+		var res any = fmt.Sprint(s.Result) // a plugin's result that JSON cannot hold
+		if b, err := json.Marshal(s.Result); err == nil {
+			res = json.RawMessage(b)
 		}
 		out = append(out, PassReport{Name: s.Name, Seconds: s.Seconds, Params: s.Params, MACs: s.MACs, Bytes: s.Bytes,
 			Changed: s.Changed, Implicit: s.Implicit, Result: res})
@@ -165,53 +172,52 @@ func msCell(ms *float64) string {
 // are comparable between machines and runs.
 var reportTiming = measure.Options{Batch: 1, Threads: 1, Warmup: 1, Runs: 5}
 
+// ortJob is one ONNX Runtime timing the report still owes: the file and
+// the seeded inputs taken from its graph while the graph was at hand.
+type ortJob struct {
+	path   string
+	inputs map[string]*tensorio.Array
+}
+
 // measureBefore fills in the report's "before" figures that the first
 // release lacked: peak activation memory and, when latency is asked for,
-// latency in pqvc's runtime and in ONNX Runtime on the input file. It
-// returns the ONNX Runtime runner for measureAfter (nil when not used);
-// the caller closes it.
-func (r *Report) measureBefore(g *ir.Graph, modelPath string, latency bool) (*ort.Runner, error) {
+// latency in pqvc's runtime. ONNX Runtime's timing of the input file is
+// only prepared here; measureORT takes it at the end.
+func (r *Report) measureBefore(g *ir.Graph, modelPath string, latency bool) error {
 	peak, err := measure.PeakActivationBytes(g, 1)
 	if err != nil {
-		return nil, fmt.Errorf("peak activation memory of %s: %w", modelPath, err)
+		return fmt.Errorf("peak activation memory of %s: %w", modelPath, err)
 	}
 	r.PeakActivationBytesBefore = peak
 	if r.AccuracyBefore != nil {
 		r.AccuracyPctBefore = ptr(100 * *r.AccuracyBefore)
 	}
 	if !latency {
-		return nil, nil
+		return nil
 	}
 	o := reportTiming
 	r.Timing = &Timing{Batch: o.Batch, Threads: o.Threads, Warmup: o.Warmup, Runs: o.Runs, ORT: "used"}
 	lat, err := measure.Runtime(g, o)
 	if err != nil {
-		return nil, fmt.Errorf("timing %s in pqvc's runtime: %w", modelPath, err)
+		return fmt.Errorf("timing %s in pqvc's runtime: %w", modelPath, err)
 	}
 	r.RuntimeMsBefore = ptr(lat.Ms())
 	if err := ort.Available(); err != nil {
 		r.Timing.ORT = "not available (" + err.Error() + ")"
-		return nil, nil
+		return nil
 	}
-	runner, err := ort.Start()
+	in, err := measure.InputArrays(g, o.Batch)
 	if err != nil {
-		r.Timing.ORT = "failed to start (" + err.Error() + ")"
-		return nil, nil
+		return fmt.Errorf("inputs to time %s: %w", modelPath, err)
 	}
-	// The input model may hold ops ONNX Runtime lacks (a model pqvc wrote
-	// with its own extensions): the report says so instead of failing.
-	if lat, err := measure.ORT(runner, g, modelPath, o); err != nil {
-		r.Timing.ORT = "could not run the input model (" + oneLine(err) + ")"
-	} else {
-		r.ORTMsBefore = ptr(lat.Ms())
-	}
-	return runner, nil
+	r.ortBefore = &ortJob{modelPath, in}
+	return nil
 }
 
 // measureAfter fills in the "after" figures for the compiled graph g.
 // onnxPath is the emitted ONNX file ("" when the recipe emits none), which
-// is what ONNX Runtime times.
-func (r *Report) measureAfter(g *ir.Graph, onnxPath string, runner *ort.Runner) error {
+// is what ONNX Runtime times in measureORT.
+func (r *Report) measureAfter(g *ir.Graph, onnxPath string) error {
 	peak, err := measure.PeakActivationBytes(g, 1)
 	if err != nil {
 		return fmt.Errorf("peak activation memory after the passes: %w", err)
@@ -228,21 +234,54 @@ func (r *Report) measureAfter(g *ir.Graph, onnxPath string, runner *ort.Runner) 
 		return fmt.Errorf("timing the result in pqvc's runtime: %w", err)
 	}
 	r.RuntimeMsAfter = ptr(lat.Ms())
-	if runner == nil {
+	if r.ortBefore == nil {
 		return nil
 	}
 	if onnxPath == "" {
 		r.Timing.ORT = "the recipe emits no ONNX file to time after the passes"
 		return nil
 	}
-	// A graph ONNX Runtime cannot run is a finding for the report, not a
-	// reason to throw the compiled model away.
-	if lat, err = measure.ORT(runner, g, onnxPath, reportTiming); err != nil {
-		r.Timing.ORT = "could not run " + filepath.Base(onnxPath) + " (" + oneLine(err) + ")"
-		return nil
+	in, err := measure.InputArrays(g, reportTiming.Batch)
+	if err != nil {
+		return fmt.Errorf("inputs to time the result: %w", err)
 	}
-	r.ORTMsAfter = ptr(lat.Ms())
+	r.ortAfter = &ortJob{onnxPath, in}
 	return nil
+}
+
+// measureORT times the input file and the emitted ONNX file in ONNX
+// Runtime, each in its own runner process that exits before the next
+// starts. It runs last, after the caller has let go of the graph: ONNX
+// Runtime holds its own copy of a model (about twice its weights, with
+// prepacked MatMuls), and a runner kept alive through the passes, or one
+// holding both models, made the compile's processes together peak at
+// about three times a DeiT-base. A model ONNX Runtime cannot run is a
+// finding for the report, not a reason to throw the compiled model away.
+func (r *Report) measureORT() {
+	for _, j := range []struct {
+		job *ortJob
+		ms  **float64
+		bad string
+	}{{r.ortBefore, &r.ORTMsBefore, "the input model"}, {r.ortAfter, &r.ORTMsAfter, ""}} {
+		if j.job == nil || r.Timing == nil {
+			continue
+		}
+		if j.bad == "" {
+			j.bad = filepath.Base(j.job.path)
+		}
+		runner, err := ort.Start()
+		if err != nil {
+			r.Timing.ORT = "failed to start (" + oneLine(err) + ")"
+			return
+		}
+		lat, err := measure.ORTFile(runner, j.job.path, j.job.inputs, reportTiming)
+		runner.Close()
+		if err != nil {
+			r.Timing.ORT = "could not run " + j.bad + " (" + oneLine(err) + ")"
+			continue
+		}
+		*j.ms = ptr(lat.Ms())
+	}
 }
 
 func ptr(x float64) *float64 { return &x }

@@ -2,8 +2,11 @@ package cli
 
 import (
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
+
+	"github.com/pqvc/pqvc/internal/ort"
 )
 
 // TestReportBeforeAfter checks the figures measureBefore and measureAfter
@@ -17,16 +20,21 @@ func TestReportBeforeAfter(t *testing.T) {
 	acc := 0.883
 	rep := &Report{Recipe: "r.pqv", Model: model, ParamsBefore: 10, ParamsAfter: 8, AccuracyBefore: &acc, AccuracyAfter: &acc, EvalImages: 2000,
 		Passes: []PassReport{{Name: "canonicalize", Seconds: 0.5, Params: 8, MACs: 9, Bytes: 2048, Changed: true}}, Outputs: []string{}}
-	runner, err := rep.measureBefore(g, model, true)
-	if err != nil {
+	if err := rep.measureBefore(g, model, true); err != nil {
 		t.Fatal(err)
-	}
-	if runner != nil {
-		defer runner.Close()
 	}
 	// No ONNX output: ONNX Runtime has nothing to time after the passes.
-	if err := rep.measureAfter(g, "", runner); err != nil {
+	if err := rep.measureAfter(g, ""); err != nil {
 		t.Fatal(err)
+	}
+	rep.measureORT()
+	if ort.Available() == nil {
+		if rep.ORTMsBefore == nil || *rep.ORTMsBefore <= 0 {
+			t.Errorf("ONNX Runtime latency of the input model not measured (%s)", rep.Timing.ORT)
+		}
+		if want := "the recipe emits no ONNX file to time after the passes"; rep.Timing.ORT != want {
+			t.Errorf("timing.ort %q, want %q", rep.Timing.ORT, want)
+		}
 	}
 	if rep.PeakActivationBytesBefore <= 0 || rep.PeakActivationBytesAfter != rep.PeakActivationBytesBefore {
 		t.Errorf("peak activation bytes %d → %d, want equal and positive for the same graph", rep.PeakActivationBytesBefore, rep.PeakActivationBytesAfter)
@@ -61,5 +69,49 @@ func TestReportBeforeAfter(t *testing.T) {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("report.md lacks %q:\n%s", want, md.String())
 		}
+	}
+}
+
+// TestReportORTAfterGraph checks that ONNX Runtime's timings, taken after
+// the graph is let go, come from the files: the input model before, the
+// emitted one after, and an unrunnable file is a finding, not an error.
+func TestReportORTAfterGraph(t *testing.T) {
+	if err := ort.Available(); err != nil {
+		t.Skipf("ONNX Runtime: %v", err)
+	}
+	const model = "../assets/deit_fmnist.onnx"
+	g, err := loadModel(model)
+	if err != nil {
+		t.Skipf("shipped model: %v", err)
+	}
+	rep := &Report{Outputs: []string{}}
+	if err := rep.measureBefore(g, model, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := rep.measureAfter(g, model); err != nil {
+		t.Fatal(err)
+	}
+	if rep.ORTMsBefore != nil || rep.ORTMsAfter != nil {
+		t.Fatal("ONNX Runtime timed before measureORT")
+	}
+	rep.measureORT()
+	if rep.ORTMsBefore == nil || rep.ORTMsAfter == nil || rep.Timing.ORT != "used" {
+		t.Errorf("ONNX Runtime latencies %v, %v (%s), want both", rep.ORTMsBefore, rep.ORTMsAfter, rep.Timing.ORT)
+	}
+
+	bad := t.TempDir() + "/bad.onnx"
+	if err := os.WriteFile(bad, []byte("not onnx"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep = &Report{Outputs: []string{}}
+	if err := rep.measureBefore(g, model, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := rep.measureAfter(g, bad); err != nil {
+		t.Fatal(err)
+	}
+	rep.measureORT()
+	if rep.ORTMsBefore == nil || rep.ORTMsAfter != nil || !strings.HasPrefix(rep.Timing.ORT, "could not run bad.onnx (") {
+		t.Errorf("unrunnable output: latencies %v, %v, timing.ort %q", rep.ORTMsBefore, rep.ORTMsAfter, rep.Timing.ORT)
 	}
 }

@@ -136,17 +136,33 @@ func ORT(r *ort.Runner, g *ir.Graph, modelPath string, o Options) (Latency, erro
 			return Latency{}, fmt.Errorf("writing the model for ONNX Runtime: %w", err)
 		}
 	}
-	ins, err := Inputs(g, o.Batch)
+	arrs, err := InputArrays(g, o.Batch)
 	if err != nil {
 		return Latency{}, err
+	}
+	return ORTFile(r, modelPath, arrs, o)
+}
+
+// InputArrays is Inputs as arrays for ONNX Runtime. Taking them early lets
+// a caller time a file in ONNX Runtime after it has let go of the graph.
+func InputArrays(g *ir.Graph, batch int) (map[string]*tensorio.Array, error) {
+	ins, err := Inputs(g, batch)
+	if err != nil {
+		return nil, err
 	}
 	arrs := map[string]*tensorio.Array{}
 	for k, t := range ins {
 		if arrs[k], err = data.FromTensor(t); err != nil {
-			return Latency{}, err
+			return nil, err
 		}
 	}
-	b, err := r.Bench(modelPath, arrs, o.Threads, o.Warmup, o.Runs)
+	return arrs, nil
+}
+
+// ORTFile times the ONNX file at modelPath in ONNX Runtime on inputs.
+func ORTFile(r *ort.Runner, modelPath string, inputs map[string]*tensorio.Array, o Options) (Latency, error) {
+	o = o.norm()
+	b, err := r.Bench(modelPath, inputs, o.Threads, o.Warmup, o.Runs)
 	if err != nil {
 		return Latency{}, err
 	}
