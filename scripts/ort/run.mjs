@@ -17,7 +17,8 @@
 //          {"id":any,"cmd":"ping"}   {"id":any,"cmd":"quit"}
 //        Answers echo "id" and carry "ok":true or "ok":false,"error":"one line".
 //        Sessions are cached per (model file, mtime, threads, opt); the
-//        least recently used is dropped past 4.
+//        least recently used is dropped past 4 sessions or past 256 MB of
+//        model files ($PQVC_ORT_CACHE_BYTES), before the next is created.
 //
 // Session options: intraOpNumThreads=N (default 1), interOpNumThreads=1,
 // executionMode sequential, graphOptimizationLevel from --opt (default all).
@@ -94,18 +95,37 @@ function normalize(req) {
   return out;
 }
 
-const cache = new Map(); // key → session, in LRU order (oldest first)
+const cache = new Map(); // key → {s: session, bytes: model file size}, in LRU order (oldest first)
 const CACHE_MAX = 4;
+// A session holds about twice its model's bytes (initializers and
+// prepacked weights), so the cache is bounded by bytes too: four cached
+// DeiT-base sessions would hold 2.6 GB while a sweep times other variants.
+const CACHE_MAX_BYTES = Number(process.env.PQVC_ORT_CACHE_BYTES ?? 256 * 1024 * 1024);
+let cacheBytes = 0;
+
+async function evictFor(bytes) {
+  while (cache.size > 0 && (cache.size >= CACHE_MAX || cacheBytes + bytes > CACHE_MAX_BYTES)) {
+    const [oldKey, old] = cache.entries().next().value;
+    cache.delete(oldKey);
+    cacheBytes -= old.bytes;
+    await old.s.release?.();
+  }
+}
 
 async function getSession(r) {
   let st;
   try { st = statSync(r.model); } catch (e) { throw new Error(`model ${r.model}: ${fsError(e)}`); }
   const key = JSON.stringify([r.model, st.mtimeMs, st.size, r.threads, r.opt]);
-  let s = cache.get(key);
+  let ent = cache.get(key);
   let createMs = 0;
-  if (s) {
+  if (ent) {
     cache.delete(key);
+    cacheBytes -= ent.bytes;
   } else {
+    // Make room before creating the session, so the evicted ones are
+    // released before the new one allocates.
+    await evictFor(st.size);
+    let s;
     const c0 = process.hrtime.bigint();
     try {
       s = await ort.InferenceSession.create(r.model, {
@@ -119,14 +139,11 @@ async function getSession(r) {
       throw new Error(`model ${r.model}: cannot create session: ${oneLine(e)}`);
     }
     createMs = ms(c0, process.hrtime.bigint());
-    while (cache.size >= CACHE_MAX) {
-      const [oldKey, old] = cache.entries().next().value;
-      cache.delete(oldKey);
-      await old.release?.();
-    }
+    ent = { s, bytes: st.size };
   }
-  cache.set(key, s);
-  return { session: s, createMs };
+  cache.set(key, ent);
+  cacheBytes += ent.bytes;
+  return { session: ent.s, createMs };
 }
 
 function feeds(session, r) {
@@ -268,7 +285,7 @@ async function serve() {
     }
     process.stdout.write(JSON.stringify(ans) + '\n');
   }
-  for (const s of cache.values()) await s.release?.();
+  for (const ent of cache.values()) await ent.s.release?.();
 }
 
 async function main() {
