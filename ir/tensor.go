@@ -54,9 +54,14 @@ func CheckedNumElements(dims []int64) (int64, error) {
 }
 
 // NewTensor allocates a zero tensor.
+// Shapes with more elements than MaxElements, or more bytes than
+// MaxTensorBytes, are refused.
 func NewTensor(dt DType, shape []int64) (*Tensor, error) {
 	n, err := CheckedNumElements(shape)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkTensorBytes(dt, shape, n); err != nil {
 		return nil, err
 	}
 	var data any

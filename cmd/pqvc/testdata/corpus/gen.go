@@ -129,6 +129,13 @@ func main() {
 	write("absurd_expand.onnx", marshal(model(17, []*onnxpb.NodeProto{
 		{Name: "big", OpType: "Expand", Input: []string{"x", "shape"}, Output: []string{"y"}},
 	}, []*onnxpb.TensorProto{{Name: "shape", Dims: []int64{2}, DataType: int32(onnxpb.TensorProto_INT64), Int64Data: []int64{1 << 40, 4}}})))
+	// Expand to 10^8 x batch x 4: 3 GiB of f32 at batch 2, within the
+	// element bound and valid, but past a memory bound (the test sets
+	// 1 GiB): running it must be refused, not left to Go's fatal
+	// out-of-memory error.
+	write("big_expand.onnx", marshal(model(17, []*onnxpb.NodeProto{
+		{Name: "big", OpType: "Expand", Input: []string{"x", "shape"}, Output: []string{"y"}},
+	}, []*onnxpb.TensorProto{{Name: "shape", Dims: []int64{3}, DataType: int32(onnxpb.TensorProto_INT64), Int64Data: []int64{100_000_000, 1, 4}}})))
 	write("absurd_reshape.onnx", marshal(model(17, []*onnxpb.NodeProto{
 		{Name: "rs", OpType: "Reshape", Input: []string{"x", "shape"}, Output: []string{"y"}},
 	}, []*onnxpb.TensorProto{{Name: "shape", Dims: []int64{3}, DataType: int32(onnxpb.TensorProto_INT64), Int64Data: []int64{1 << 40, 1 << 40, -1}}})))
