@@ -16,6 +16,8 @@ import (
 	"runtime/debug"
 	"sort"
 	"strings"
+
+	"github.com/pqvc/pqvc/internal/cleanup"
 )
 
 // Exit codes.
@@ -54,6 +56,9 @@ func addCommand(c *command) { commands[c.name] = c }
 // as an internal error with exit code 1.
 func Main(args []string, stdout, stderr io.Writer) (code int) {
 	env := &Env{Stdout: stdout, Stderr: stderr}
+	// Ctrl-C or a CI timeout removes the run's temporary files and
+	// staging folder instead of leaving them in the output folder.
+	defer cleanup.OnSignal(stderr, "pqvc")()
 	defer func() {
 		if r := recover(); r != nil {
 			fmt.Fprintf(stderr, "pqvc: internal error: %v (please report this)\n", r)

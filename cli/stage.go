@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/pqvc/pqvc/internal/cleanup"
 )
 
 // staging collects a recipe run's outputs in a hidden folder inside the
@@ -20,6 +22,7 @@ type staging struct {
 	dir       string // the hidden staging folder inside it
 	created   bool   // out did not exist before this run
 	committed bool
+	untrack   []func() // for cleanup's signal handler
 }
 
 // newStaging prepares the output folder (creating it when its parent
@@ -31,14 +34,18 @@ func newStaging(out string) (*staging, error) {
 	if err := prepareOutDir(out); err != nil {
 		return nil, err
 	}
+	s := &staging{out: out, created: created}
+	if created {
+		s.untrack = append(s.untrack, cleanup.TrackEmptyDir(out))
+	}
 	dir, err := os.MkdirTemp(out, ".pqvc-stage-*")
 	if err != nil {
-		if created {
-			os.Remove(out)
-		}
+		s.cleanup()
 		return nil, fmt.Errorf("output folder %s is not writable: %w", out, err)
 	}
-	return &staging{out: out, dir: dir, created: created}, nil
+	s.dir = dir
+	s.untrack = append(s.untrack, cleanup.Track(dir))
+	return s, nil
 }
 
 // path is where the output at rel (relative to the output folder) is
@@ -62,6 +69,9 @@ func (s *staging) unstage(err error) error {
 // folder in the way, a file where a folder should be) fails the run with
 // nothing moved.
 func (s *staging) commit() error {
+	// A signal during the moves would leave some new outputs next to old
+	// ones: it waits until they are done.
+	defer cleanup.Hold()()
 	var rels []string
 	err := filepath.WalkDir(s.dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -116,8 +126,13 @@ func checkTarget(out, rel string) error {
 // cleanup removes the staging folder, and the output folder too when this
 // run created it and failed (os.Remove only removes an empty folder).
 func (s *staging) cleanup() {
-	os.RemoveAll(s.dir)
+	if s.dir != "" {
+		os.RemoveAll(s.dir)
+	}
 	if s.created && !s.committed {
 		os.Remove(s.out)
+	}
+	for _, u := range s.untrack {
+		u()
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	backendonnx "github.com/pqvc/pqvc/backend/onnx"
 	"github.com/pqvc/pqvc/data"
+	"github.com/pqvc/pqvc/internal/cleanup"
 	"github.com/pqvc/pqvc/internal/ort"
 	"github.com/pqvc/pqvc/internal/tensorio"
 	"github.com/pqvc/pqvc/ir"
@@ -131,6 +132,7 @@ func ORT(r *ort.Runner, g *ir.Graph, modelPath string, o Options) (Latency, erro
 			return Latency{}, err
 		}
 		defer os.RemoveAll(dir)
+		defer cleanup.Track(dir)()
 		modelPath = filepath.Join(dir, "model.onnx")
 		if err := backendonnx.Write(modelPath, g, backendonnx.Options{}); err != nil {
 			return Latency{}, fmt.Errorf("writing the model for ONNX Runtime: %w", err)

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/pqvc/pqvc/internal/cleanup"
 	"github.com/pqvc/pqvc/ir"
 	"github.com/pqvc/pqvc/runtime/kernels"
 )
@@ -231,6 +232,7 @@ func writeFolder(dir string, files map[string][]byte) error {
 	if err != nil {
 		return fmt.Errorf("emit go: %w", err)
 	}
+	defer cleanup.Track(tmp)()
 	ok := false
 	defer func() {
 		if !ok {
@@ -249,6 +251,9 @@ func writeFolder(dir string, files map[string][]byte) error {
 			return fmt.Errorf("emit go: %w", err)
 		}
 	}
+	// Moving the previous emit aside and the new one into place must not
+	// be cut in two by a signal, which would leave neither.
+	defer cleanup.Hold()()
 	var old string
 	if _, err := os.Stat(dir); err == nil {
 		if err := checkTarget(dir); err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/pqvc/pqvc/internal/cleanup"
 	"github.com/pqvc/pqvc/internal/onnxpb"
 	"github.com/pqvc/pqvc/ir"
 )
@@ -73,12 +74,20 @@ func write(path string, g *ir.Graph, opts Options) (err error) {
 			}
 		}
 	}()
+	// The temporaries are removed on a signal too, until both are renamed.
+	var untrack []func()
+	defer func() {
+		for _, u := range untrack {
+			u()
+		}
+	}()
 	var dataTemp string
 	if len(chunks) > 0 {
 		if dataTemp, err = writeTemp(dataPath, func(w io.Writer) error { return writeChunks(w, chunks) }); err != nil {
 			return err
 		}
 		temps = append(temps, dataTemp)
+		untrack = append(untrack, cleanup.Track(dataTemp))
 	}
 	modelTemp, err := writeTemp(path, func(w io.Writer) error {
 		_, err := w.Write(b)
@@ -88,11 +97,14 @@ func write(path string, g *ir.Graph, opts Options) (err error) {
 		return err
 	}
 	temps = append(temps, modelTemp)
+	untrack = append(untrack, cleanup.Track(modelTemp))
 	if testHookBeforeRename != nil {
 		if err = testHookBeforeRename(); err != nil {
 			return err
 		}
 	}
+	// The model and its data are renamed as a pair: a signal waits.
+	defer cleanup.Hold()()
 	if dataTemp != "" {
 		if err = os.Rename(dataTemp, dataPath); err != nil {
 			return err

@@ -10,6 +10,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/pqvc/pqvc/internal/cleanup"
 )
 
 // Write calls fill with a writer for a temporary file next to path, then
@@ -29,6 +31,7 @@ func Write(path string, fill func(w io.Writer) error) (err error) {
 		return fmt.Errorf("cannot write in %s: %w", dir, err)
 	}
 	tmp := f.Name()
+	defer cleanup.Track(tmp)()
 	defer func() {
 		if err != nil {
 			f.Close()

@@ -17,6 +17,8 @@ import (
 
 	"codeberg.org/sbinet/npyio/npy"
 	"codeberg.org/sbinet/npyio/npy/float16"
+
+	"github.com/pqvc/pqvc/internal/cleanup"
 )
 
 // npyMagic starts every .npy file.
@@ -92,6 +94,7 @@ func writeFileAtomic(path string, write func(w io.Writer) error) (err error) {
 	if err != nil {
 		return unwrapPathError("create", err)
 	}
+	defer cleanup.Track(tmp.Name())()
 	defer func() {
 		if err != nil {
 			tmp.Close()
