@@ -66,7 +66,7 @@ func runRecipe(env *Env, args []string) error {
 		}
 		fmt.Fprintln(env.Stdout)
 		for _, out := range rep.Outputs {
-			fmt.Fprintf(env.Stdout, "wrote %s\n", out)
+			fmt.Fprintf(env.Stdout, "wrote %s\n", filepath.Join(o.OutDir, filepath.FromSlash(out)))
 		}
 	}
 	return nil
@@ -125,7 +125,7 @@ func RunRecipe(env *Env, path string, o RecipeOptions) (*Report, error) {
 				return err
 			}
 			rel := "after_" + pass + ".ir"
-			rep.Outputs = append(rep.Outputs, st.final(rel))
+			rep.Outputs = append(rep.Outputs, filepath.ToSlash(rel))
 			return st.unstage(atomicfile.WriteFile(st.path(rel), b.Bytes()))
 		}}
 	for i, step := range pl.Steps {
@@ -160,7 +160,7 @@ func RunRecipe(env *Env, path string, o RecipeOptions) (*Report, error) {
 		if err := b.Emit(staged, g, emitOptions(e)); err != nil {
 			return nil, fmt.Errorf("%s: emit %s: %w", e.Pos, e.Format, st.unstage(err))
 		}
-		rep.Outputs = append(rep.Outputs, st.final(e.Path))
+		rep.Outputs = append(rep.Outputs, filepath.ToSlash(e.Path))
 		if e.Format == "onnx" && onnxOut == "" {
 			onnxOut = staged
 		}
@@ -178,7 +178,7 @@ func RunRecipe(env *Env, path string, o RecipeOptions) (*Report, error) {
 	if rec.Report != "" {
 		mdRel = rec.Report
 	}
-	rep.Outputs = append(rep.Outputs, st.final("report.json"), st.final(mdRel))
+	rep.Outputs = append(rep.Outputs, "report.json", filepath.ToSlash(mdRel))
 	rep.Seconds = time.Since(start).Seconds()
 	js, err := rep.JSON()
 	if err != nil {

@@ -29,7 +29,7 @@ type Report struct {
 	AccuracyAfter  *float64     `json:"accuracy_after,omitempty"`
 	EvalImages     int          `json:"eval_images,omitempty"`
 	Passes         []PassReport `json:"passes"`
-	Outputs        []string     `json:"outputs"`
+	Outputs        []string     `json:"outputs"` // relative to the output folder, with /
 	Seconds        float64      `json:"seconds"` // whole run
 
 	// Fields added after the first release; each name carries its unit.

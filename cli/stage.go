@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/pqvc/pqvc/internal/cleanup"
@@ -38,7 +39,8 @@ func newStaging(out string) (*staging, error) {
 	if created {
 		s.untrack = append(s.untrack, cleanup.TrackEmptyDir(out))
 	}
-	dir, err := os.MkdirTemp(out, ".pqvc-stage-*")
+	removeStaleStaging(out)
+	dir, err := os.MkdirTemp(out, fmt.Sprintf("%s%d-*", stagePrefix, os.Getpid()))
 	if err != nil {
 		s.cleanup()
 		return nil, fmt.Errorf("output folder %s is not writable: %w", out, err)
@@ -48,12 +50,37 @@ func newStaging(out string) (*staging, error) {
 	return s, nil
 }
 
+// stagePrefix starts a staging folder's name; the owner's process id and a
+// random suffix follow.
+const stagePrefix = ".pqvc-stage-"
+
+// removeStaleStaging removes staging folders that a run killed outright
+// (SIGKILL, a power cut: nothing could clean up) left in out. A folder is
+// stale when the process its name records no longer exists; one of a run
+// still going, here or in another pqvc writing to the same folder, stays.
+func removeStaleStaging(out string) {
+	ents, err := os.ReadDir(out)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), stagePrefix)
+		if !ok || !e.IsDir() {
+			continue
+		}
+		pidStr, _, ok := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidStr)
+		if !ok || err != nil || pid <= 0 || processAlive(pid) {
+			continue
+		}
+		os.RemoveAll(filepath.Join(out, e.Name()))
+	}
+}
+
 // path is where the output at rel (relative to the output folder) is
 // written before the commit.
 func (s *staging) path(rel string) string { return filepath.Join(s.dir, rel) }
 
-// final is where the output at rel ends up.
-func (s *staging) final(rel string) string { return filepath.Join(s.out, rel) }
 
 // unstage rewrites an error that mentions the staging folder so that it
 // names the output folder the user asked for.
@@ -96,7 +123,7 @@ func (s *staging) commit() error {
 		}
 	}
 	for _, rel := range rels {
-		dst := s.final(rel)
+		dst := filepath.Join(s.out, rel)
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return fmt.Errorf("writing %s: %w", dst, err)
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -192,6 +193,42 @@ func TestSuccessfulRunReplacesOutputs(t *testing.T) {
 	for p := range got {
 		if strings.Contains(p, ".pqvc-") || strings.Contains(p, ".tmp") {
 			t.Errorf("temporary %s left behind", p)
+		}
+	}
+}
+
+// A staging folder whose run was killed outright (no signal handler runs
+// on SIGKILL) is removed by the next run into the same folder; one whose
+// process is alive, and anything not named like a staging folder, stays.
+func TestStaleStagingRemoved(t *testing.T) {
+	model, err := filepath.Abs("testdata/corpus/good.onnx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	// Linux pids stop at 2^22; this one was never alive.
+	stale := filepath.Join(out, ".pqvc-stage-999999999-123")
+	live := filepath.Join(out, fmt.Sprintf(".pqvc-stage-%d-456", os.Getpid()))
+	other := filepath.Join(out, ".pqvc-stage-notapid")
+	for _, d := range []string{stale, live, other} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "half.onnx"), []byte("half"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := writeRecipe(t, dir, "r.pqv", "canonicalize\nemit onnx \"a.onnx\"\n")
+	if code, msg := runPQVC(r, "--model", model, "-o", out, "-q", "--latency=false"); code != cli.ExitOK {
+		t.Fatalf("exit %d: %s", code, msg)
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stale staging folder kept: %v", err)
+	}
+	for _, d := range []string{live, other} {
+		if _, err := os.Stat(filepath.Join(d, "half.onnx")); err != nil {
+			t.Errorf("%s was touched: %v", d, err)
 		}
 	}
 }
