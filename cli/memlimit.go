@@ -11,10 +11,10 @@ import (
 // softMemoryLimit bounds the Go heap for a large model. Go's collector
 // lets the heap grow to twice the live data between collections, and a
 // compile briefly holds two versions of a weight (pruned and unpruned,
-// float and int8), so a 330 MB DeiT-base peaked at 2.3x its size. A soft
+// float and int8), so a 330 MiB DeiT-base peaked at 2.3x its size. A soft
 // limit of 1.5x the weights (plus 64 MB for the program) makes the
 // collector run before that: measured on DeiT-base (prune, fuse, int8,
-// emit), peak RSS went from 782 MB to 583 MB, 1.68x the 346 MB file. Passes that
+// emit), peak RSS went from 782,000 to 584,000 KiB, 1.73x the 346 MB file. Passes that
 // really need more (importance keeps activations for the backward pass)
 // still get it: the limit is soft and the collector's CPU share is capped,
 // so they run up to about a third slower and peak at about half the memory
@@ -42,7 +42,7 @@ func softMemoryLimit(weightBytes int64) bool {
 // burst (about twice the compressed model) faster than a concurrent
 // collection finishes, so without this the bursts of consecutive emits and
 // the last evaluation stacked up: DeiT-base from a Hugging Face export
-// peaked at 1.91x the model at the emits, against 1.7x everywhere else.
+// peaked at 1.96x the model at the emits, against 1.73x everywhere else.
 func collectBeforeEmit(large bool) {
 	if large {
 		goruntime.GC()

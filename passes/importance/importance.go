@@ -53,7 +53,7 @@ collected in chunks of a quarter of the weights, one pass over the
 calibration data each, and reduced to per-unit sums before the next. The
 scores are the same up to float32 summation order. It takes longer: 36 s
 against 22 s for 8 images on DeiT-base (4 chunks), while the peak memory
-went from 12.5x the model to 1.7x. auto picks low from 64 MB of weights.`,
+went from 12.8x the model to 1.73x. auto picks low from 64 MB of weights.`,
 	Analysis: true,
 	Options:  &Options{Method: "taylor", Norm: 2, Batches: 8, BatchSize: 32, Loss: "auto", Reduce: "mean", Normalize: "mean", Memory: "auto"},
 	Run:      run,
