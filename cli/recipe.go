@@ -169,7 +169,9 @@ func RunRecipe(env *Env, path string, o RecipeOptions) (*Report, error) {
 		return nil, err
 	}
 	if rep.ortBefore != nil {
-		// Let go of the graph before ONNX Runtime loads its own copies.
+		// Drop the graph (dead from here on anyway; explicit so that a later
+		// use cannot silently keep it alive) and return its memory to the
+		// system before ONNX Runtime loads its own copies of the models.
 		g = nil
 		releaseMemory(large)
 		rep.measureORT()

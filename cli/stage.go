@@ -81,7 +81,6 @@ func removeStaleStaging(out string) {
 // written before the commit.
 func (s *staging) path(rel string) string { return filepath.Join(s.dir, rel) }
 
-
 // unstage rewrites an error that mentions the staging folder so that it
 // names the output folder the user asked for.
 func (s *staging) unstage(err error) error {
