@@ -268,9 +268,13 @@ func loadRecipeData(g *ir.Graph, calibPath, evalPath string) (calib, evalSet *da
 	return calib, evalSet, nil
 }
 
+// lazyDataBytes is the size from which a dataset's inputs stay on disk
+// and are read as passes need them (about 28 images of 224×224).
+const lazyDataBytes = 16 << 20
+
 // loadData reads a dataset and checks its samples fit the model's input.
 func loadData(path string, g *ir.Graph) (*data.Dataset, error) {
-	ds, err := data.Load(path)
+	ds, err := data.LoadLazy(path, lazyDataBytes)
 	if err != nil {
 		return nil, err
 	}

@@ -4,8 +4,11 @@
 package data
 
 import (
+	"encoding/binary"
 	"fmt"
+	"math"
 	mrand "math/rand"
+	"os"
 	"sort"
 	"strings"
 
@@ -85,8 +88,10 @@ func WriteTensors(path string, ts map[string]*ir.Tensor) error {
 
 // Dataset is a labelled (or unlabelled) set of model inputs.
 type Dataset struct {
-	X *ir.Tensor // N×… float32 inputs, already normalised for the model
+	X *ir.Tensor // N×… float32 inputs, already normalised for the model; nil Data when they stay on disk (LoadLazy)
 	Y []int64    // N labels, nil when unlabelled
+
+	lazy *tensorio.Lazy // where X's data is when X.Data is nil
 }
 
 // Len is the number of samples.
@@ -99,6 +104,42 @@ func Load(path string) (*Dataset, error) {
 	if err != nil {
 		return nil, err
 	}
+	return fromTensors(path, ts, nil)
+}
+
+// LoadLazy is Load, except that the inputs of an .npz stored uncompressed
+// (np.savez, as pqvc writes) as little-endian float32 stay on disk when
+// they take at least minBytes: they are checked once (header, length,
+// CRC) and Samples reads them as it needs them. A few hundred 224×224
+// calibration images are as large as DeiT-base itself, and holding them
+// whole would double a compile's memory. Batch cannot be used on such a
+// dataset; Samples can.
+func LoadLazy(path string, minBytes int64) (*Dataset, error) {
+	if !strings.HasSuffix(path, ".npz") {
+		return Load(path)
+	}
+	arrs, lazy, err := tensorio.ReadNpzLazy(path, tensorio.LazyRule{Name: "x", MinBytes: minBytes})
+	if err != nil {
+		return nil, err
+	}
+	ts := make(map[string]*ir.Tensor, len(arrs))
+	for name, a := range arrs {
+		if lazy != nil && name == "x" {
+			shape := make([]int64, len(a.Shape))
+			for i, d := range a.Shape {
+				shape[i] = int64(d)
+			}
+			ts[name] = &ir.Tensor{DType: ir.F32, Shape: shape}
+			continue
+		}
+		if ts[name], err = ToTensor(a); err != nil {
+			return nil, fmt.Errorf("%s: member %s: %w", path, name, err)
+		}
+	}
+	return fromTensors(path, ts, lazy)
+}
+
+func fromTensors(path string, ts map[string]*ir.Tensor, lazy *tensorio.Lazy) (*Dataset, error) {
 	x, ok := ts["x"]
 	if !ok && len(ts) == 1 && !strings.HasSuffix(path, ".npz") {
 		for _, t := range ts {
@@ -119,7 +160,7 @@ func Load(path string) (*Dataset, error) {
 	if len(x.Shape) < 1 || x.Shape[0] < 1 {
 		return nil, fmt.Errorf("%s: x has shape %v, want N×… with N ≥ 1", path, x.Shape)
 	}
-	d := &Dataset{X: x}
+	d := &Dataset{X: x, lazy: lazy}
 	if y, ok := ts["y"]; ok {
 		ys, err := y.AsInt64s()
 		if err != nil || y.DType == ir.Bool {
@@ -133,11 +174,39 @@ func Load(path string) (*Dataset, error) {
 	return d, nil
 }
 
-// Batch returns samples [lo, hi) as a tensor sharing d's data.
+// Batch returns samples [lo, hi) as a tensor sharing d's data. It is for
+// datasets in memory (Load); Samples serves every dataset.
 func (d *Dataset) Batch(lo, hi int) *ir.Tensor {
+	if d.lazy != nil {
+		panic("data: Batch on a dataset left on disk; use Samples")
+	}
 	per := d.X.Len() / d.Len()
 	shape := append([]int64{int64(hi - lo)}, d.X.Shape[1:]...)
 	return &ir.Tensor{DType: ir.F32, Shape: shape, Data: d.X.F32()[lo*per : hi*per]}
+}
+
+// Samples returns samples [lo, hi): a view of d's data when it is in
+// memory, else read from its file.
+func (d *Dataset) Samples(lo, hi int) (*ir.Tensor, error) {
+	if d.lazy == nil {
+		return d.Batch(lo, hi), nil
+	}
+	per := d.X.Len() / d.Len()
+	shape := append([]int64{int64(hi - lo)}, d.X.Shape[1:]...)
+	buf := make([]byte, 4*(hi-lo)*per)
+	f, err := os.Open(d.lazy.Path)
+	if err != nil {
+		return nil, fmt.Errorf("reading samples %d to %d: %w", lo, hi, err)
+	}
+	defer f.Close()
+	if _, err := f.ReadAt(buf, d.lazy.Offset+4*int64(lo*per)); err != nil {
+		return nil, fmt.Errorf("%s: reading samples %d to %d: %w (was it changed during the run?)", d.lazy.Path, lo, hi, err)
+	}
+	xs := make([]float32, (hi-lo)*per)
+	for i := range xs {
+		xs[i] = math.Float32frombits(binary.LittleEndian.Uint32(buf[4*i:]))
+	}
+	return ir.F32Tensor(shape, xs), nil
 }
 
 // CheckInput reports whether the dataset's sample shape fits a model input

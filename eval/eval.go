@@ -98,7 +98,11 @@ func Accuracy(g *ir.Graph, ds *data.Dataset, opts Options) (Result, error) {
 		if hi-lo != batch && g.Inputs[0].Type.Shape[0].IsStatic() {
 			break // a static-batch model cannot take the ragged tail
 		}
-		out, err := p.Run(map[string]*ir.Tensor{g.Inputs[0].Name: ds.Batch(lo, hi)})
+		x, err := ds.Samples(lo, hi)
+		if err != nil {
+			return Result{}, err
+		}
+		out, err := p.Run(map[string]*ir.Tensor{g.Inputs[0].Name: x})
 		if err != nil {
 			return Result{}, fmt.Errorf("images %d to %d: %w", lo, hi, err)
 		}

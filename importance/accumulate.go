@@ -229,7 +229,10 @@ func packCache(mem Memory) int64 {
 func (c *calib) sweep(e *grad.Engine, acc *grad.Result) error {
 	for lo := 0; lo < c.n; lo += c.batchSize {
 		hi := min(lo+c.batchSize, c.n)
-		x := c.ds.Batch(lo, hi)
+		x, err := c.ds.Samples(lo, hi)
+		if err != nil {
+			return err
+		}
 		inputs := map[string]*ir.Tensor{c.in.Name: x}
 		l := grad.Loss{Kind: "ce"}
 		switch c.loss.Kind {

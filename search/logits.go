@@ -29,7 +29,11 @@ func logits(g *ir.Graph, ds *data.Dataset, n int) ([]float32, int, error) {
 	k := 0
 	for lo := 0; lo+batch <= n || lo < n && !g.Inputs[0].Type.Shape[0].IsStatic(); lo += batch {
 		hi := min(n, lo+batch)
-		res, err := p.Run(map[string]*ir.Tensor{g.Inputs[0].Name: ds.Batch(lo, hi)})
+		x, err := ds.Samples(lo, hi)
+		if err != nil {
+			return nil, 0, fmt.Errorf("search: %w", err)
+		}
+		res, err := p.Run(map[string]*ir.Tensor{g.Inputs[0].Name: x})
 		if err != nil {
 			return nil, 0, fmt.Errorf("search: images %d to %d: %w", lo, hi, err)
 		}

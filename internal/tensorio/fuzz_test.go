@@ -54,13 +54,25 @@ func FuzzReadNpy(f *testing.F) {
 func FuzzReadNpz(f *testing.F) {
 	addSeeds(f, "*.npz")
 	f.Fuzz(func(t *testing.T, b []byte) {
-		m, err := readNpz("fuzz.npz", bytes.NewReader(b), int64(len(b)))
+		m, _, err := readNpz("fuzz.npz", bytes.NewReader(b), int64(len(b)), nil)
+		// Leaving x on disk accepts exactly what reading it accepts, and
+		// the bytes it points at are the array reading it gives.
+		lm, lazy, lerr := readNpz("fuzz.npz", bytes.NewReader(b), int64(len(b)), &LazyRule{Name: "x"})
+		if (err == nil) != (lerr == nil) {
+			t.Fatalf("eager: %v; lazy: %v", err, lerr)
+		}
 		if err != nil {
 			return
 		}
 		for k, a := range m {
 			if err := a.Validate(); err != nil {
 				t.Fatalf("member %s: decoded an invalid array: %v", k, err)
+			}
+		}
+		if lazy != nil {
+			checkLazy(t, b, lazy, m["x"])
+			if lm["x"].Data != nil {
+				t.Fatal("lazy member kept its data")
 			}
 		}
 	})

@@ -135,16 +135,25 @@ func safely(what string, f func() error) (err error) {
 // holds (the file size, or the member's declared size in a zip); it bounds
 // every allocation made before data has actually been read.
 func decodeNpy(r io.Reader, size int64) (*Array, error) {
+	a, _, err := decodeNpyMaybe(r, size, nil)
+	return a, err
+}
+
+// decodeNpyMaybe is decodeNpy, except that when leave (if not nil) says so
+// after the header, the data is read through, which checks its length and
+// a zip member's CRC, but not kept: the Array returned has nil Data, and
+// off is where the data begins in the stream.
+func decodeNpyMaybe(r io.Reader, size int64, leave func(descr string, shape []int, fortran bool) bool) (*Array, int64, error) {
 	// Preamble: magic, major, minor, header length (2 bytes in v1, 4 in v2/v3).
 	pre := make([]byte, 12)
 	if size < 10 {
-		return nil, fmt.Errorf("truncated: %d bytes is too short for a .npy file", size)
+		return nil, 0, fmt.Errorf("truncated: %d bytes is too short for a .npy file", size)
 	}
 	if _, err := io.ReadFull(r, pre[:10]); err != nil {
-		return nil, readErr("preamble", err)
+		return nil, 0, readErr("preamble", err)
 	}
 	if !bytes.Equal(pre[:6], npyMagic) {
-		return nil, fmt.Errorf("not a .npy file (bad magic %q)", pre[:6])
+		return nil, 0, fmt.Errorf("not a .npy file (bad magic %q)", pre[:6])
 	}
 	major, minor := pre[6], pre[7]
 	var hlen int64
@@ -154,29 +163,29 @@ func decodeNpy(r io.Reader, size int64) (*Array, error) {
 		hlen = int64(binary.LittleEndian.Uint16(pre[8:10]))
 	case 2, 3:
 		if major == 3 {
-			return nil, fmt.Errorf("unsupported .npy format version 3.%d (utf-8 header)", minor)
+			return nil, 0, fmt.Errorf("unsupported .npy format version 3.%d (utf-8 header)", minor)
 		}
 		if _, err := io.ReadFull(r, pre[10:12]); err != nil {
-			return nil, readErr("preamble", err)
+			return nil, 0, readErr("preamble", err)
 		}
 		hlen = int64(binary.LittleEndian.Uint32(pre[8:12]))
 	default:
-		return nil, fmt.Errorf("unsupported .npy format version %d.%d", major, minor)
+		return nil, 0, fmt.Errorf("unsupported .npy format version %d.%d", major, minor)
 	}
 	if hlen > maxHeaderLen {
-		return nil, fmt.Errorf("header length %d is too large", hlen)
+		return nil, 0, fmt.Errorf("header length %d is too large", hlen)
 	}
 	dataOff := int64(len(pre)) + hlen
 	if dataOff > size {
-		return nil, fmt.Errorf("truncated: header length %d exceeds file size %d", hlen, size)
+		return nil, 0, fmt.Errorf("truncated: header length %d exceeds file size %d", hlen, size)
 	}
 	hdr := make([]byte, len(pre)+int(hlen))
 	copy(hdr, pre)
 	if _, err := io.ReadFull(r, hdr[len(pre):]); err != nil {
-		return nil, readErr("header", err)
+		return nil, 0, readErr("header", err)
 	}
 	if bytes.IndexByte(hdr[len(pre):], '\n') < 0 {
-		return nil, errors.New("corrupt header: no terminating newline")
+		return nil, 0, errors.New("corrupt header: no terminating newline")
 	}
 
 	// Header dictionary, parsed by npyio, which expects a closed {...}.
@@ -200,31 +209,46 @@ func decodeNpy(r io.Reader, size int64) (*Array, error) {
 		if len(dict) > 120 {
 			dict = dict[:120] + "..."
 		}
-		return nil, fmt.Errorf("corrupt header %q: %v", dict, err)
+		return nil, 0, fmt.Errorf("corrupt header %q: %v", dict, err)
 	}
 	descr, ok := unquote(h.Descr.Type)
 	if !ok {
-		return nil, fmt.Errorf("unsupported dtype %s", h.Descr.Type)
+		return nil, 0, fmt.Errorf("unsupported dtype %s", h.Descr.Type)
 	}
 	dtype, ok := dtypeByDescr[descr]
 	if !ok {
-		return nil, fmt.Errorf("unsupported dtype %s", descr)
+		return nil, 0, fmt.Errorf("unsupported dtype %s", descr)
 	}
 	info := dtypeByName[dtype]
 	shape := append([]int{}, h.Descr.Shape...)
 	n, err := NumElements(shape)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if n > maxInt/info.size {
-		return nil, fmt.Errorf("shape %v: byte size overflows", shape)
+		return nil, 0, fmt.Errorf("shape %v: byte size overflows", shape)
 	}
 	nbytes := int64(n) * int64(info.size)
 	switch avail := size - dataOff; {
 	case nbytes > avail:
-		return nil, fmt.Errorf("truncated: shape %v of %s needs %d data bytes, only %d present", shape, dtype, nbytes, avail)
+		return nil, 0, fmt.Errorf("truncated: shape %v of %s needs %d data bytes, only %d present", shape, dtype, nbytes, avail)
 	case nbytes < avail:
-		return nil, fmt.Errorf("corrupt: %d trailing bytes after the %d data bytes of shape %v", avail-nbytes, nbytes, shape)
+		return nil, 0, fmt.Errorf("corrupt: %d trailing bytes after the %d data bytes of shape %v", avail-nbytes, nbytes, shape)
+	}
+
+	if leave != nil && leave(descr, shape, h.Descr.Fortran) {
+		// Read through without keeping: the length and, in a zip, the CRC
+		// are checked now, so a lazy reader later trusts the bytes.
+		switch k, err := io.CopyN(io.Discard, r, nbytes); {
+		case k < nbytes:
+			return nil, 0, fmt.Errorf("truncated: shape %v of %s needs %d data bytes, only %d present", shape, dtype, nbytes, k)
+		case err != nil:
+			return nil, 0, readErr("data", err)
+		}
+		if err := expectEOF(r); err != nil {
+			return nil, 0, err
+		}
+		return &Array{DType: dtype, Shape: shape}, dataOff, nil
 	}
 
 	// Data, decoded by npyio from exactly nbytes of the stream.
@@ -237,28 +261,35 @@ func decodeNpy(r io.Reader, size int64) (*Array, error) {
 		return dr.Read(&arr)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("reading data: %v", err)
+		return nil, 0, fmt.Errorf("reading data: %v", err)
 	}
 	data, got := fromNpyio(dtype, arr.Data())
 	if got < 0 {
-		return nil, fmt.Errorf("reading data: npyio returned %T for dtype %s", arr.Data(), descr)
+		return nil, 0, fmt.Errorf("reading data: npyio returned %T for dtype %s", arr.Data(), descr)
 	}
 	if got != n {
-		return nil, fmt.Errorf("truncated: shape %v of %s needs %d data bytes, only %d present", shape, dtype, nbytes, int64(got)*int64(info.size))
+		return nil, 0, fmt.Errorf("truncated: shape %v of %s needs %d data bytes, only %d present", shape, dtype, nbytes, int64(got)*int64(info.size))
 	}
-	// The stream must end here; reading on also makes archive/zip verify
-	// the member's CRC.
-	var one [1]byte
-	switch k, err := io.ReadFull(r, one[:]); {
-	case k > 0:
-		return nil, errors.New("corrupt: more data than the header's shape describes")
-	case err != io.EOF:
-		return nil, readErr("data", err)
+	if err := expectEOF(r); err != nil {
+		return nil, 0, err
 	}
 	if h.Descr.Fortran && len(shape) > 1 {
 		data = fortranToC(data, shape)
 	}
-	return &Array{DType: dtype, Shape: shape, Data: data}, nil
+	return &Array{DType: dtype, Shape: shape, Data: data}, dataOff, nil
+}
+
+// expectEOF checks that the stream ends here; reading on also makes
+// archive/zip verify the member's CRC.
+func expectEOF(r io.Reader) error {
+	var one [1]byte
+	switch k, err := io.ReadFull(r, one[:]); {
+	case k > 0:
+		return errors.New("corrupt: more data than the header's shape describes")
+	case err != io.EOF:
+		return readErr("data", err)
+	}
+	return nil
 }
 
 // readErr phrases a read failure; EOF means the file is shorter than its

@@ -43,22 +43,60 @@ func ReadNpz(path string) (map[string]*Array, error) {
 	if st.IsDir() {
 		return nil, &Error{Path: path, Err: errors.New("is a directory")}
 	}
-	out, err := readNpz(path, f, st.Size())
+	out, _, err := readNpz(path, f, st.Size(), nil)
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-func readNpz(path string, r io.ReaderAt, size int64) (out map[string]*Array, err error) {
+// Lazy is an array left in its file: little-endian float32 in C order,
+// starting at byte Offset of Path.
+type Lazy struct {
+	Path   string
+	Offset int64
+	Shape  []int
+}
+
+// LazyRule says which member ReadNpzLazy leaves on disk: Name, when it is
+// stored uncompressed (np.savez) as little-endian float32 in C order and
+// holds at least MinBytes.
+type LazyRule struct {
+	Name     string
+	MinBytes int64
+}
+
+// ReadNpzLazy is ReadNpz, except that the member rule picks is verified
+// (its header, its length, its CRC: the whole member is read through once)
+// but not kept in memory. It is returned as a Lazy, and its entry in the
+// map has the dtype and shape and nil Data. A calibration set of a few
+// hundred 224×224 images is as large as a DeiT-base: holding it whole
+// would double a compile's memory.
+func ReadNpzLazy(path string, rule LazyRule) (map[string]*Array, *Lazy, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, &Error{Path: path, Err: unwrapPathError("open", err)}
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, nil, &Error{Path: path, Err: unwrapPathError("stat", err)}
+	}
+	if st.IsDir() {
+		return nil, nil, &Error{Path: path, Err: errors.New("is a directory")}
+	}
+	return readNpz(path, f, st.Size(), &rule)
+}
+
+func readNpz(path string, r io.ReaderAt, size int64, rule *LazyRule) (out map[string]*Array, lazy *Lazy, err error) {
 	defer func() { // archive/zip should not panic, but this is our boundary
 		if p := recover(); p != nil {
-			out, err = nil, &Error{Path: path, Err: fmt.Errorf("corrupt archive: %v", p)}
+			out, lazy, err = nil, nil, &Error{Path: path, Err: fmt.Errorf("corrupt archive: %v", p)}
 		}
 	}()
 	zr, err := zip.NewReader(r, size)
 	if err != nil && !errors.Is(err, zip.ErrInsecurePath) { // we never extract to disk
-		return nil, &Error{Path: path, Err: fmt.Errorf("not a valid .npz (zip) archive: %v", err)}
+		return nil, nil, &Error{Path: path, Err: fmt.Errorf("not a valid .npz (zip) archive: %v", err)}
 	}
 	out = make(map[string]*Array, len(zr.File))
 	for _, zf := range zr.File {
@@ -67,40 +105,54 @@ func readNpz(path string, r io.ReaderAt, size int64) (out map[string]*Array, err
 		}
 		name := strings.TrimSuffix(zf.Name, ".npy")
 		if _, dup := out[name]; dup {
-			return nil, &Error{Path: path, Member: name, Err: errors.New("duplicate member")}
+			return nil, nil, &Error{Path: path, Member: name, Err: errors.New("duplicate member")}
 		}
-		a, err := readMember(zf, size)
+		var leave func(string, []int, bool) bool
+		if rule != nil && name == rule.Name && zf.Method == zip.Store {
+			leave = func(descr string, shape []int, fortran bool) bool {
+				n, err := NumElements(shape)
+				return err == nil && descr == "<f4" && (!fortran || len(shape) <= 1) && int64(n)*4 >= rule.MinBytes
+			}
+		}
+		a, off, err := readMember(zf, size, leave)
 		if err != nil {
-			return nil, &Error{Path: path, Member: name, Err: err}
+			return nil, nil, &Error{Path: path, Member: name, Err: err}
+		}
+		if a.Data == nil {
+			base, err := zf.DataOffset()
+			if err != nil {
+				return nil, nil, &Error{Path: path, Member: name, Err: err}
+			}
+			lazy = &Lazy{Path: path, Offset: base + off, Shape: a.Shape}
 		}
 		out[name] = a
 	}
-	return out, nil
+	return out, lazy, nil
 }
 
-func readMember(zf *zip.File, archiveSize int64) (*Array, error) {
+func readMember(zf *zip.File, archiveSize int64, leave func(string, []int, bool) bool) (*Array, int64, error) {
 	usize, csize := zf.UncompressedSize64, zf.CompressedSize64
 	if csize > uint64(archiveSize) {
-		return nil, fmt.Errorf("corrupt: compressed size %d exceeds archive size %d", csize, archiveSize)
+		return nil, 0, fmt.Errorf("corrupt: compressed size %d exceeds archive size %d", csize, archiveSize)
 	}
 	switch zf.Method {
 	case zip.Store:
 		if usize != csize {
-			return nil, fmt.Errorf("corrupt: stored member has compressed size %d but size %d", csize, usize)
+			return nil, 0, fmt.Errorf("corrupt: stored member has compressed size %d but size %d", csize, usize)
 		}
 	case zip.Deflate:
 		if usize/maxDeflateRatio > csize {
-			return nil, fmt.Errorf("corrupt: implausible size %d for %d compressed bytes", usize, csize)
+			return nil, 0, fmt.Errorf("corrupt: implausible size %d for %d compressed bytes", usize, csize)
 		}
 	default:
-		return nil, fmt.Errorf("unsupported zip compression method %d", zf.Method)
+		return nil, 0, fmt.Errorf("unsupported zip compression method %d", zf.Method)
 	}
 	rc, err := zf.Open()
 	if err != nil {
-		return nil, fmt.Errorf("open: %v", err)
+		return nil, 0, fmt.Errorf("open: %v", err)
 	}
 	defer rc.Close()
-	return decodeNpy(bufio.NewReaderSize(rc, 1<<16), int64(usize))
+	return decodeNpyMaybe(bufio.NewReaderSize(rc, 1<<16), int64(usize), leave)
 }
 
 // WriteNpz writes arrays to path as an uncompressed .npz archive, like

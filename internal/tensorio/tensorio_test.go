@@ -540,7 +540,7 @@ func TestByteFlips(t *testing.T) {
 				c := append([]byte{}, b...)
 				c[i] ^= x
 				if strings.HasSuffix(file, ".npz") {
-					readNpz(file, bytes.NewReader(c), int64(len(c)))
+					readNpz(file, bytes.NewReader(c), int64(len(c)), nil)
 				} else if a, err := decodeNpy(bytes.NewReader(c), int64(len(c))); err == nil {
 					if err := a.Validate(); err != nil {
 						t.Fatalf("%s flip %d: invalid array %v", file, i, err)

@@ -126,7 +126,11 @@ func init() {
 				return nil, err
 			}
 			n := min(opts.CalibImages, ctx.Calib.Len())
-			if err := st.reconstruct(orig, g, ctx.Calib.Batch(0, n), opts.Ridge); err != nil {
+			x, err := ctx.Calib.Samples(0, n)
+			if err != nil {
+				return nil, err
+			}
+			if err := st.reconstruct(orig, g, x, opts.Ridge); err != nil {
 				return nil, err
 			}
 			return st, nil

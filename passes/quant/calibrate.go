@@ -169,7 +169,10 @@ func calibrate(g *ir.Graph, ds *data.Dataset, o CalibOptions) (map[*ir.Value]Ran
 	bar := newBar(nb*sweeps, "calibrate "+o.Method)
 	for sweep := range sweeps {
 		for b := range nb {
-			x := batch(ds.X, b*bs, min(n, (b+1)*bs))
+			x, err := ds.Samples(b*bs, min(n, (b+1)*bs))
+			if err != nil {
+				return nil, err
+			}
 			observe := func(v *ir.Value, t *ir.Tensor) {
 				if s := stats[v]; s != nil {
 					s.add(t.F32(), sweep, o)
@@ -217,13 +220,6 @@ func newBar(n int, desc string) *progressbar.ProgressBar {
 	}
 	return progressbar.NewOptions(n, progressbar.OptionSetWriter(os.Stderr), progressbar.OptionSetDescription(desc),
 		progressbar.OptionClearOnFinish())
-}
-
-// batch slices samples [lo, hi) of x (N×…) without copying.
-func batch(x *ir.Tensor, lo, hi int) *ir.Tensor {
-	per := x.Len() / int(x.Shape[0])
-	shape := append([]int64{int64(hi - lo)}, x.Shape[1:]...)
-	return ir.F32Tensor(shape, x.F32()[lo*per:hi*per])
 }
 
 func (s *stat) add(xs []float32, sweep int, o CalibOptions) {
