@@ -258,30 +258,32 @@ func (r *Report) measureAfter(g *ir.Graph, onnxPath string) error {
 // about three times a DeiT-base. A model ONNX Runtime cannot run is a
 // finding for the report, not a reason to throw the compiled model away.
 func (r *Report) measureORT() {
-	for _, j := range []struct {
-		job *ortJob
-		ms  **float64
-		bad string
-	}{{r.ortBefore, &r.ORTMsBefore, "the input model"}, {r.ortAfter, &r.ORTMsAfter, ""}} {
-		if j.job == nil || r.Timing == nil {
-			continue
-		}
-		if j.bad == "" {
-			j.bad = filepath.Base(j.job.path)
-		}
-		runner, err := ort.Start()
-		if err != nil {
-			r.Timing.ORT = "failed to start (" + oneLine(err) + ")"
-			return
-		}
-		lat, err := measure.ORTFile(runner, j.job.path, j.job.inputs, reportTiming)
-		runner.Close()
-		if err != nil {
-			r.Timing.ORT = "could not run " + j.bad + " (" + oneLine(err) + ")"
-			continue
-		}
-		*j.ms = ptr(lat.Ms())
+	if r.Timing == nil {
+		return
 	}
+	if j := r.ortBefore; j != nil {
+		r.ORTMsBefore = r.timeORT(j, "the input model")
+	}
+	if j := r.ortAfter; j != nil {
+		r.ORTMsAfter = r.timeORT(j, filepath.Base(j.path))
+	}
+}
+
+// timeORT times one file in a runner of its own; a failure goes into the
+// report's timing note and gives nil.
+func (r *Report) timeORT(j *ortJob, what string) *float64 {
+	runner, err := ort.Start()
+	if err != nil {
+		r.Timing.ORT = "failed to start (" + oneLine(err) + ")"
+		return nil
+	}
+	lat, err := measure.ORTFile(runner, j.path, j.inputs, reportTiming)
+	runner.Close()
+	if err != nil {
+		r.Timing.ORT = "could not run " + what + " (" + oneLine(err) + ")"
+		return nil
+	}
+	return ptr(lat.Ms())
 }
 
 func ptr(x float64) *float64 { return &x }

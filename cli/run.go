@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/pqvc/pqvc/data"
-	"github.com/pqvc/pqvc/internal/atomicfile"
 	"github.com/pqvc/pqvc/ir"
 	"github.com/pqvc/pqvc/runtime"
 )
@@ -61,7 +60,8 @@ func runRun(env *Env, args []string) error {
 	if strings.HasSuffix(*output, ".npy") {
 		outs = map[string]*ir.Tensor{g.Outputs[0].Name: outs[g.Outputs[0].Name]}
 	}
-	if err := atomicWriteTensors(*output, outs); err != nil {
+	// tensorio writes through a synced temporary file and a rename.
+	if err := data.WriteTensors(*output, outs); err != nil {
 		return err
 	}
 	names := make([]string, 0, len(outs))
@@ -104,23 +104,4 @@ func bindInputs(g *ir.Graph, arrays map[string]*ir.Tensor, file string) (map[str
 		}
 	}
 	return nil, fmt.Errorf("%s: no array for model input(s) %s", file, strings.Join(missing, ", "))
-}
-
-// atomicWriteTensors writes .npy/.npz through a temporary file.
-func atomicWriteTensors(path string, ts map[string]*ir.Tensor) error {
-	dir := filepath.Dir(path)
-	tmpDir, err := makeTempDir(dir)
-	if err != nil {
-		return err
-	}
-	defer removeAll(tmpDir)
-	tmp := filepath.Join(tmpDir, filepath.Base(path))
-	if err := data.WriteTensors(tmp, ts); err != nil {
-		return err
-	}
-	b, err := readFile(tmp)
-	if err != nil {
-		return err
-	}
-	return atomicfile.WriteFile(path, b)
 }

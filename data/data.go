@@ -54,6 +54,10 @@ func ReadTensors(path string) (map[string]*ir.Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
+	return toTensors(path, arrs)
+}
+
+func toTensors(path string, arrs map[string]*tensorio.Array) (map[string]*ir.Tensor, error) {
 	out := make(map[string]*ir.Tensor, len(arrs))
 	for name, a := range arrs {
 		t, err := ToTensor(a)
@@ -122,19 +126,20 @@ func LoadLazy(path string, minBytes int64) (*Dataset, error) {
 	if err != nil {
 		return nil, err
 	}
-	ts := make(map[string]*ir.Tensor, len(arrs))
-	for name, a := range arrs {
-		if lazy != nil && name == "x" {
-			shape := make([]int64, len(a.Shape))
-			for i, d := range a.Shape {
-				shape[i] = int64(d)
-			}
-			ts[name] = &ir.Tensor{DType: ir.F32, Shape: shape}
-			continue
+	var x *ir.Tensor // the inputs left on disk: shape only
+	if lazy != nil {
+		x = &ir.Tensor{DType: ir.F32}
+		for _, d := range lazy.Shape {
+			x.Shape = append(x.Shape, int64(d))
 		}
-		if ts[name], err = ToTensor(a); err != nil {
-			return nil, fmt.Errorf("%s: member %s: %w", path, name, err)
-		}
+		delete(arrs, "x")
+	}
+	ts, err := toTensors(path, arrs)
+	if err != nil {
+		return nil, err
+	}
+	if x != nil {
+		ts["x"] = x
 	}
 	return fromTensors(path, ts, lazy)
 }

@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"math"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"unsafe"
@@ -18,7 +17,7 @@ import (
 	"codeberg.org/sbinet/npyio/npy"
 	"codeberg.org/sbinet/npyio/npy/float16"
 
-	"github.com/pqvc/pqvc/internal/cleanup"
+	"github.com/pqvc/pqvc/internal/atomicfile"
 )
 
 // npyMagic starts every .npy file.
@@ -84,40 +83,16 @@ func unwrapPathError(op string, err error) error {
 }
 
 // writeFileAtomic writes path through a temporary file in the same
-// directory, so that a reader never sees a half-written file.
-func writeFileAtomic(path string, write func(w io.Writer) error) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp*")
-	if err != nil {
-		return unwrapPathError("create", err)
-	}
-	defer cleanup.Track(tmp.Name())()
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
+// directory that is synced and renamed (internal/atomicfile), so that a
+// reader never sees a half-written file.
+func writeFileAtomic(path string, write func(w io.Writer) error) error {
+	return atomicfile.Write(path, func(w io.Writer) error {
+		bw := bufio.NewWriterSize(w, 1<<16)
+		if err := write(bw); err != nil {
+			return err
 		}
-	}()
-	bw := bufio.NewWriterSize(tmp, 1<<16)
-	if err = write(bw); err != nil {
-		return err
-	}
-	if err = bw.Flush(); err != nil {
-		return err
-	}
-	if err = tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return unwrapPathError("rename", err)
-	}
-	return nil
+		return bw.Flush()
+	})
 }
 
 // safely runs f, turning a panic inside npyio into an error.

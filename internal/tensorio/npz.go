@@ -31,23 +31,8 @@ const maxDeflateRatio = 1040
 // member names without their ".npy" suffix, as numpy's np.load reports them.
 // Both stored (np.savez) and deflated (np.savez_compressed) members are read.
 func ReadNpz(path string) (map[string]*Array, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, &Error{Path: path, Err: unwrapPathError("open", err)}
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, &Error{Path: path, Err: unwrapPathError("stat", err)}
-	}
-	if st.IsDir() {
-		return nil, &Error{Path: path, Err: errors.New("is a directory")}
-	}
-	out, _, err := readNpz(path, f, st.Size(), nil)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+	out, _, err := readNpzFile(path, nil)
+	return out, err
 }
 
 // Lazy is an array left in its file: little-endian float32 in C order,
@@ -73,6 +58,10 @@ type LazyRule struct {
 // hundred 224×224 images is as large as a DeiT-base: holding it whole
 // would double a compile's memory.
 func ReadNpzLazy(path string, rule LazyRule) (map[string]*Array, *Lazy, error) {
+	return readNpzFile(path, &rule)
+}
+
+func readNpzFile(path string, rule *LazyRule) (map[string]*Array, *Lazy, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, &Error{Path: path, Err: unwrapPathError("open", err)}
@@ -85,7 +74,7 @@ func ReadNpzLazy(path string, rule LazyRule) (map[string]*Array, *Lazy, error) {
 	if st.IsDir() {
 		return nil, nil, &Error{Path: path, Err: errors.New("is a directory")}
 	}
-	return readNpz(path, f, st.Size(), &rule)
+	return readNpz(path, f, st.Size(), rule)
 }
 
 func readNpz(path string, r io.ReaderAt, size int64, rule *LazyRule) (out map[string]*Array, lazy *Lazy, err error) {
